@@ -1,0 +1,3 @@
+from lipjax.cli import main
+
+raise SystemExit(main())
