@@ -1,0 +1,148 @@
+"""Training configs: plain dicts, loaded from ``experiments/configs/<name>.py``.
+
+A config file defines ``get_config(arg: str = "")`` returning a dict whose keys
+are a subset of :data:`DEFAULTS`. ``--config NAME:ARG`` passes ``ARG`` (e.g.
+``smoke``) to ``get_config``. ``--set key=value`` overrides a key; dotted keys
+reach into nested dicts (``--set loss_kwargs.margin=1.5``); values are parsed
+as Python literals when they can be (``3``, ``1e-3``, ``(0, 8)``, ``None``),
+otherwise kept as strings.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "name": "",
+    # data
+    "dataset": "mnist",  # mnist, fashion_mnist, cifar10, cifar100
+    "data_source": "auto",  # auto, embedded, idx, folder, npz, tfds
+    "data_path": None,  # file or folder for idx / folder / npz
+    "data_dir": None,  # TFDS data_dir
+    "classes": None,  # keep these classes only, relabelled 0..k-1 (binary demos)
+    "train_limit": None,  # use the first N training examples
+    "test_limit": None,  # use the first N test examples
+    "augment": False,  # random crop + horizontal flip (the paper's CIFAR recipe)
+    "crop_padding": 4,
+    "flip": True,
+    # model: lipjax.models.<model>(num_classes=..., **model_kwargs)
+    "model": "cpl_mnist_dense",
+    "model_kwargs": {},
+    # loss: lipjax.losses.<loss>(logits, labels, **loss_kwargs)
+    "loss": "multi_margin",
+    "loss_kwargs": {"margin": 0.7},
+    # optimization (Meunier et al. 2022, sec. 5.1)
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+    "weight_decay": 0.0,
+    "schedule": "triangular",  # triangular (the paper's), constant, cosine
+    "batch_size": 256,
+    "epochs": 10,
+    "seed": 0,
+    # evaluation / certification
+    "eps": None,  # None: the dataset's standard eps values
+    "eval_every_epochs": 1,  # 0: only at the end
+    "eval_limit": None,  # test examples used by per-epoch evals (None: all)
+    "eval_batch_size": 1000,
+    # checkpoints and logs
+    "checkpoint_every_steps": 0,  # 0: once per epoch
+    "keep_checkpoints": 3,
+    "log_every_steps": 50,
+    "progress": True,
+    "plot": True,
+    "stop_at_step": None,  # stop (as if interrupted) after this step; for tests
+}
+
+
+class ConfigError(ValueError):
+    """Unknown config name, key or bad override."""
+
+
+def config_dirs() -> list[Path]:
+    """Folders searched for ``<name>.py``: ./experiments/configs, then the repo's."""
+    here = Path.cwd() / "experiments" / "configs"
+    repo = Path(__file__).resolve().parents[2] / "experiments" / "configs"
+    return [here] if here == repo else [here, repo]
+
+
+def available_configs() -> list[str]:
+    names = set()
+    for d in config_dirs():
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("*.py") if not p.stem.startswith("_"))
+    return sorted(names)
+
+
+def _find(name: str) -> Path:
+    p = Path(name)
+    if p.suffix == ".py" and p.is_file():
+        return p
+    for d in config_dirs():
+        if (d / f"{name}.py").is_file():
+            return d / f"{name}.py"
+    raise ConfigError(
+        f"unknown config {name!r}; available: {', '.join(available_configs()) or '(none found)'}"
+    )
+
+
+def load_config(spec: str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Loads ``NAME[:ARG]`` and applies ``key=value`` overrides over :data:`DEFAULTS`."""
+    name, _, arg = spec.partition(":")
+    path = _find(name)
+    module_spec = importlib.util.spec_from_file_location(f"lipjax_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"{path} defines no get_config()")
+    cfg = module.get_config(arg) if arg else module.get_config()
+    cfg = make_config(cfg)
+    cfg.setdefault("name", spec)
+    if not cfg["name"]:
+        cfg["name"] = spec
+    return apply_overrides(cfg, overrides or [])
+
+
+def make_config(values: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """DEFAULTS updated with ``values`` and ``kwargs``; unknown keys are errors."""
+    cfg = copy.deepcopy(DEFAULTS)
+    for key, value in {**(values or {}), **kwargs}.items():
+        if key not in DEFAULTS:
+            raise ConfigError(f"unknown config key {key!r}; known: {', '.join(DEFAULTS)}")
+        cfg[key] = copy.deepcopy(value)
+    return cfg
+
+
+def parse_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        if text.lower() in ("none", "null"):
+            return None
+        return text
+
+
+def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Applies ``key=value`` strings (dotted keys reach into dict values)."""
+    cfg = copy.deepcopy(cfg)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        parts = key.strip().split(".")
+        if parts[0] not in DEFAULTS:
+            raise ConfigError(f"unknown config key {parts[0]!r}; known: {', '.join(DEFAULTS)}")
+        target = cfg
+        for p in parts[:-1]:
+            if target.get(p) is None:
+                target[p] = {}
+            if not isinstance(target[p], dict):
+                raise ConfigError(f"cannot set {key!r}: {p!r} is not a dict")
+            target = target[p]
+        target[parts[-1]] = parse_value(text.strip())
+    return cfg

@@ -1,0 +1,48 @@
+"""Plot of certified accuracy against eps (PNG)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def certified_curve(radii: np.ndarray, correct: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """Fraction of points that are correct with certified radius > eps, for each eps."""
+    radii = np.asarray(radii, np.float64)
+    ok = np.asarray(correct, bool)
+    return np.array([np.mean(ok & (radii > e)) for e in np.asarray(eps)])
+
+
+def plot_certified_accuracy(
+    path: str | Path,
+    eps_grid: np.ndarray,
+    accuracy: np.ndarray,
+    marks: Sequence[float] = (),
+    title: str = "",
+) -> Path:
+    """Saves the curve ``accuracy(eps_grid)`` with the standard eps values marked."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=120)
+    ax.plot(eps_grid, 100 * np.asarray(accuracy), lw=2)
+    for e in marks:
+        a = np.interp(e, eps_grid, accuracy)
+        ax.axvline(e, color="grey", lw=0.8, ls=":")
+        ax.annotate(f"{100 * a:.1f}%", (e, 100 * a), textcoords="offset points", xytext=(4, 4))
+    ax.set_xlabel("eps (l2 radius)")
+    ax.set_ylabel("certified accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_xlim(0, float(eps_grid[-1]))
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
