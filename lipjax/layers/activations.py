@@ -1,0 +1,79 @@
+"""Gradient-norm-preserving activation layers (GroupSort, MaxMin, FullSort, Householder)."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import numpy as np
+
+from lipjax import ops
+from lipjax.layers.base import Record, check_input, check_positive
+
+
+class GroupSort(nn.Module):
+    """Sorts groups of ``group_size`` consecutive features (last axis); 1-Lipschitz."""
+
+    group_size: int = 2
+
+    def __post_init__(self):
+        check_positive("group_size", self.group_size, "GroupSort")
+        super().__post_init__()
+
+    def __call__(self, x, update_stats: bool = False):
+        check_input(x, (2, 4), "GroupSort")
+        return ops.group_sort(x, self.group_size)
+
+    def export_record(self, params, state, input_shape) -> Record:
+        return "group_sort", {"group_size": self.group_size}, {}
+
+
+def MaxMin() -> GroupSort:  # noqa: N802 - a layer constructor, named like one
+    """GroupSort2 / MaxMin: sorts feature pairs."""
+    return GroupSort(group_size=2)
+
+
+GroupSort2 = MaxMin
+
+
+class FullSort(nn.Module):
+    """Sorts all features of the last axis; 1-Lipschitz."""
+
+    def __call__(self, x, update_stats: bool = False):
+        check_input(x, (2, 4), "FullSort")
+        return ops.full_sort(x)
+
+    def export_record(self, params, state, input_shape) -> Record:
+        return "full_sort", {}, {}
+
+
+class Householder(nn.Module):
+    """Householder activation on feature pairs, one learned angle per pair; 1-Lipschitz."""
+
+    theta_init: nn.initializers.Initializer = nn.initializers.constant(np.pi / 2)
+
+    @nn.compact
+    def __call__(self, x, update_stats: bool = False):
+        check_input(x, (2, 4), "Householder")
+        if x.shape[-1] % 2:
+            raise ValueError(f"Householder needs an even number of features; got {x.shape[-1]}")
+        theta = self.param("theta", self.theta_init, (x.shape[-1] // 2,))
+        return ops.householder(x, theta)
+
+    def export_record(self, params, state, input_shape) -> Record:
+        return "householder", {}, {"theta": np.asarray(params["theta"])}
+
+
+class Activation(nn.Module):
+    """An element-wise monotone 1-Lipschitz activation by name (e.g. ``"relu"``)."""
+
+    name_: str = "relu"
+
+    def __post_init__(self):
+        ops.get_activation(self.name_)
+        super().__post_init__()
+
+    def __call__(self, x: jax.Array, update_stats: bool = False):
+        return ops.get_activation(self.name_)(x)
+
+    def export_record(self, params, state, input_shape) -> Record:
+        return "activation", {"name": self.name_}, {}

@@ -1,0 +1,54 @@
+"""Sequential composition and depth-independent stacks (``nn.scan``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+
+from lipjax.layers.base import POWER_ITERATION
+
+
+class Sequential(nn.Module):
+    """Applies ``layers`` in order, passing ``update_stats`` to each.
+
+    Every lipjax layer takes ``update_stats``; the export walks ``layers`` in order.
+    """
+
+    layers: Sequence[nn.Module]
+
+    def __call__(self, x, update_stats: bool = False):
+        for layer in self.layers:
+            x = layer(x, update_stats=update_stats)
+        return x
+
+
+class Repeat(nn.Module):
+    """``depth`` copies of ``layer`` (same hyperparameters, own weights), built with ``nn.scan``.
+
+    The compiled graph holds one copy of the layer whatever the depth, so compile
+    time does not grow with depth (a 1000-layer CPL network compiles in seconds).
+    Parameters and power-iteration vectors get a leading ``depth`` axis.
+    """
+
+    layer: nn.Module
+    depth: int
+
+    def __post_init__(self):
+        if not isinstance(self.depth, int) or self.depth < 1:
+            raise ValueError(f"Repeat: depth must be a positive int; got {self.depth!r}")
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, x, update_stats: bool = False):
+        def body(layer, carry, _):
+            return layer(carry, update_stats=update_stats), None
+
+        scan = nn.scan(
+            body,
+            variable_axes={"params": 0, POWER_ITERATION: 0},
+            split_rngs={"params": True},
+            length=self.depth,
+        )
+        x, _ = scan(self.layer, x, None)
+        return x

@@ -1,0 +1,138 @@
+"""Convex Potential Layers (Meunier et al., 2022): ``z = x - (2/||W||^2) W^T sigma(W x + b)``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import flax.linen as nn
+import numpy as np
+
+from lipjax import ops
+from lipjax.layers.base import PowerIterationMixin, Record, check_input, check_positive
+from lipjax.ops.conv import PaddingLike
+
+
+def _scale(sigma, eps: float):
+    return 2.0 / (sigma**2 + eps)
+
+
+def certified_scale(bound: float) -> np.float32:
+    """The exported step ``h = 2 / bound^2``, rounded *down* to float32 so that
+    ``h bound^2 <= 2`` still holds after rounding."""
+    exact = 2.0 / float(bound) ** 2
+    h = np.float32(exact)
+    return np.nextafter(h, np.float32(0)) if float(h) > exact else h
+
+
+class ConvexPotentialDense(nn.Module, PowerIterationMixin):
+    """Dense Convex Potential Layer, 1-Lipschitz in l2; output size = input size.
+
+    ``z = x - h W^T sigma(W x + b)``, ``h = 2 / (||W||_2^2 + eps)``, with
+    ``W in R^{features x d}``. ``||W||_2`` is estimated by power iteration
+    (Algorithm 1) during training; export replaces it by a guaranteed upper
+    bound, so the exported layer is provably 1-Lipschitz.
+
+    Attributes:
+      features: rows of ``W`` (the width of the hidden potential).
+      activation: a monotone, 1-Lipschitz activation name (``lipjax.ops.ACTIVATIONS``).
+      power_iters: power-iteration steps per training update.
+      eps: the paper's guard against a zero norm.
+    """
+
+    features: int
+    activation: str = "relu"
+    power_iters: int = 1
+    eps: float = 1e-6
+    kernel_init: nn.initializers.Initializer = nn.initializers.glorot_uniform()
+
+    def __post_init__(self):
+        check_positive("features", self.features, "ConvexPotentialDense")
+        check_positive("power_iters", self.power_iters, "ConvexPotentialDense", allow_zero=True)
+        check_positive("eps", self.eps, "ConvexPotentialDense")
+        ops.get_activation(self.activation)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, x, update_stats: bool = False):
+        check_input(x, 2, "ConvexPotentialDense")
+        d = x.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (d, self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        sigma = self.spectral_estimate(ops.dense_operator, kernel, (d,), self.power_iters, update_stats)
+        return ops.convex_potential_dense(x, kernel, bias, _scale(sigma, self.eps), self.activation)
+
+    def export_record(self, params, state, input_shape) -> Record:
+        kernel = np.asarray(params["kernel"])
+        bound = ops.dense_spectral_norm_bound(kernel)
+        return (
+            "convex_potential_dense",
+            {"activation": self.activation},
+            {"kernel": kernel, "bias": np.asarray(params["bias"]), "scale": certified_scale(bound)},
+        )
+
+
+class ConvexPotentialConv(nn.Module, PowerIterationMixin):
+    """Convolutional Convex Potential Layer on NHWC images; output shape = input shape.
+
+    ``z = x - h K^T sigma(K x + b)`` where ``K`` is the convolution with
+    ``features`` output channels, this ``kernel_size``, ``strides`` and
+    ``padding``, and ``K^T`` its exact adjoint. The power iteration runs on the
+    layer's real input size with the same stride and padding.
+    """
+
+    features: int
+    kernel_size: Sequence[int] = (3, 3)
+    strides: Sequence[int] = (1, 1)
+    padding: PaddingLike = "SAME"
+    activation: str = "relu"
+    power_iters: int = 1
+    eps: float = 1e-6
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+
+    def __post_init__(self):
+        layer = "ConvexPotentialConv"
+        check_positive("features", self.features, layer)
+        check_positive("power_iters", self.power_iters, layer, allow_zero=True)
+        check_positive("eps", self.eps, layer)
+        if len(tuple(self.kernel_size)) != 2 or min(self.kernel_size) < 1:
+            raise ValueError(f"{layer}: kernel_size must be two positive ints; got {self.kernel_size}")
+        if len(tuple(self.strides)) != 2 or min(self.strides) < 1:
+            raise ValueError(f"{layer}: strides must be two positive ints; got {self.strides}")
+        ops.normalize_padding(self.padding)
+        ops.get_activation(self.activation)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, x, update_stats: bool = False):
+        check_input(x, 4, "ConvexPotentialConv")
+        cin = x.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, cin, self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        operator = partial(
+            ops.conv_operator, input_shape=x.shape[1:], strides=self.strides, padding=self.padding
+        )
+        sigma = self.spectral_estimate(operator, kernel, x.shape[1:], self.power_iters, update_stats)
+        return ops.convex_potential_conv(
+            x, kernel, bias, _scale(sigma, self.eps), self.strides, self.padding, self.activation
+        )
+
+    def export_record(self, params, state, input_shape) -> Record:
+        kernel = np.asarray(params["kernel"])
+        bound = ops.conv_spectral_norm_bound(kernel, input_shape[:2], self.strides, self.padding)
+        config = {
+            "strides": list(self.strides),
+            "padding": _padding_json(self.padding),
+            "activation": self.activation,
+        }
+        arrays = {
+            "kernel": kernel,
+            "bias": np.asarray(params["bias"]),
+            "scale": certified_scale(bound),
+        }
+        return "convex_potential_conv", config, arrays
+
+
+def _padding_json(padding):
+    padding = ops.normalize_padding(padding)
+    return padding if isinstance(padding, str) else [list(p) for p in padding]

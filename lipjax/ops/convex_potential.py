@@ -1,0 +1,69 @@
+"""The Convex Potential Layer (CPL) of Meunier et al. (2022).
+
+``z = x - h W^T sigma(W x + b)`` with ``h = 2 / ||W||_2^2``. The Jacobian is
+``I - h W^T D W`` with ``D = diag(sigma'(.)) in [0, 1]``: a symmetric matrix whose
+eigenvalues lie in ``[1 - h ||W||^2, 1]``. The layer's Lipschitz constant is
+therefore ``max(1, h ||W||_2^2 - 1)``, equal to 1 whenever ``h <= 2 / ||W||_2^2``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+
+from lipjax.ops.activations import get_activation
+from lipjax.ops.conv import PaddingLike, conv, conv_transpose
+
+
+def convex_potential_lipschitz(scale: float, spectral_norm_bound: float) -> float:
+    """Lipschitz constant ``max(1, h ||W||^2 - 1)`` of a CPL with step ``h = scale``.
+
+    Args:
+      scale: the step ``h`` multiplying ``W^T sigma(W x + b)``.
+      spectral_norm_bound: an upper bound of ``||W||_2``.
+
+    Returns:
+      An upper bound of the layer's l2 Lipschitz constant.
+    """
+    return max(1.0, float(scale) * float(spectral_norm_bound) ** 2 - 1.0)
+
+
+def convex_potential_dense(
+    x: jax.Array,
+    kernel: jax.Array,
+    bias: jax.Array,
+    scale: jax.Array,
+    activation: str = "relu",
+) -> jax.Array:
+    """Dense CPL: ``x - h W^T sigma(W x + b)`` with the Flax kernel ``W^T`` of shape (in, features).
+
+    Args:
+      x: inputs of shape (..., in).
+      kernel: ``W^T``, shape (in, features).
+      bias: shape (features,).
+      scale: the step ``h`` (``2 / ||W||^2`` for a 1-Lipschitz layer).
+      activation: a name from :data:`lipjax.ops.ACTIVATIONS`.
+    """
+    sigma = get_activation(activation)
+    pre = x @ kernel + bias
+    return x - scale * (sigma(pre) @ kernel.T)
+
+
+def convex_potential_conv(
+    x: jax.Array,
+    kernel: jax.Array,
+    bias: jax.Array,
+    scale: jax.Array,
+    strides: Sequence[int] = (1, 1),
+    padding: PaddingLike = "SAME",
+    activation: str = "relu",
+) -> jax.Array:
+    """Convolutional CPL: ``x - h K^T sigma(K x + b)`` on NHWC images; output shape = input shape.
+
+    ``K^T`` is the exact adjoint of the strided, padded convolution, so any stride
+    and padding keep the layer 1-Lipschitz.
+    """
+    sigma = get_activation(activation)
+    pre = conv(x, kernel, strides, padding) + bias
+    return x - scale * conv_transpose(sigma(pre), kernel, x.shape[1:], strides, padding)
