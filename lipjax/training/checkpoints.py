@@ -52,9 +52,7 @@ class Checkpointer:
         self.manager.wait_until_finished()
         return step
 
-    def restore(
-        self, template: TrainState, step: int | None = None
-    ) -> tuple[TrainState, dict[str, Any]]:
+    def restore(self, template: TrainState, step: int | None = None) -> tuple[TrainState, dict[str, Any]]:
         """Restores ``step`` (default: the latest) into the structure of ``template``."""
         step = self.latest_step() if step is None else step
         if step is None:
@@ -62,9 +60,7 @@ class Checkpointer:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _as_tree(template))
         out = self.manager.restore(
             step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()
-            ),
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()),
         )
         tree = out["state"]
         state = template.replace(

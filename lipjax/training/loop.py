@@ -55,11 +55,18 @@ def load_datasets(cfg: dict[str, Any]) -> tuple[data_lib.Dataset, data_lib.Datas
 
 def build_model(cfg: dict[str, Any], num_classes: int):
     """``lipjax.models.<cfg['model']>(num_classes=..., **cfg['model_kwargs'])``."""
-    from lipjax import models
+    name = cfg["model"]
+    if ":" in name:  # "package.module:function" for architectures defined elsewhere
+        import importlib
 
-    factory = getattr(models, cfg["model"], None)
+        module_name, _, attr = name.partition(":")
+        factory = getattr(importlib.import_module(module_name), attr, None)
+    else:
+        from lipjax import models
+
+        factory = getattr(models, name, None)
     if factory is None or not callable(factory):
-        raise ValueError(f"unknown model {cfg['model']!r} in lipjax.models")
+        raise ValueError(f"unknown model {name!r} (a lipjax.models function or 'module:function')")
     kwargs = dict(cfg["model_kwargs"] or {})
     for key in ("mean", "std"):
         if isinstance(kwargs.get(key), list):
@@ -70,11 +77,13 @@ def build_model(cfg: dict[str, Any], num_classes: int):
 
 def head_fn_for(model) -> Callable | None:
     """A function params -> rows of the normalized last layer, when the model has one."""
-    try:
-        from lipjax.models import head_rows
-    except ImportError:
+    from lipjax.layers import NormalizedDense, Sequential
+    from lipjax.layers.spectral import normalize_columns
+
+    if not isinstance(model, Sequential) or not isinstance(model.layers[-1], NormalizedDense):
         return None
-    return lambda params: head_rows(model, params)
+    name = f"layers_{len(model.layers) - 1}"
+    return lambda params: normalize_columns(params[name]["kernel"]).T
 
 
 def dataset_eps(cfg: dict[str, Any]) -> tuple[float, ...]:
@@ -127,9 +136,7 @@ def export_and_certify(
         "exported": exported,
     }
     if with_radii:
-        radii = np.asarray(
-            certify.certified_radius(jnp.asarray(logits), lip, head=head, labels=labels)
-        )
+        radii = np.asarray(certify.certified_radius(jnp.asarray(logits), lip, head=head, labels=labels))
         out["radii"] = radii
         out["correct"] = correct
     return out
@@ -138,8 +145,7 @@ def export_and_certify(
 def _fmt_eval(res: dict[str, Any]) -> str:
     parts = [f"clean {100 * res['clean_accuracy']:.2f}%"]
     parts += [
-        f"cert@{e:.3g} {100 * c:.2f}%"
-        for e, c in zip(res["eps"], res["certified_accuracy"], strict=True)
+        f"cert@{e:.3g} {100 * c:.2f}%" for e, c in zip(res["eps"], res["certified_accuracy"], strict=True)
     ]
     return ", ".join(parts)
 
@@ -233,9 +239,7 @@ def train_and_evaluate(
     if cfg["progress"] and start < total_steps:
         from tqdm.auto import tqdm
 
-        pbar = tqdm(
-            total=total_steps, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr
-        )
+        pbar = tqdm(total=total_steps, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr)
     acc_sum: dict[str, jax.Array] = {}
     acc_n = 0
     last_good = latest if resume else None
@@ -262,9 +266,7 @@ def train_and_evaluate(
         while step < total_steps:
             epoch, index = divmod(step, steps_per_epoch)
             if batch_epoch != epoch:
-                batch_iter = data_lib.batches(
-                    train, batch_size, seed=cfg["seed"], epoch=epoch, start=index
-                )
+                batch_iter = data_lib.batches(train, batch_size, seed=cfg["seed"], epoch=epoch, start=index)
                 batch_epoch = epoch
             images, labels = next(batch_iter)
             images, labels = shard_batch(mesh, images[rows], labels[rows])
@@ -341,9 +343,7 @@ def train_and_evaluate(
         "time_to_first_step": time_first_step,
         "certify_seconds": cert_time,
         "total_seconds": time.perf_counter() - t0,
-        "train_images_per_second": (step - start) * batch_size / train_time
-        if step > start
-        else None,
+        "train_images_per_second": (step - start) * batch_size / train_time if step > start else None,
         "model_path": str(workdir / "model.lipjax"),
     }
     writer.write(step, "final", **{k: v for k, v in results.items() if k != "config"})

@@ -53,6 +53,4 @@ class MetricsWriter:
             writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
             for row in self.rows:
-                writer.writerow(
-                    {k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()}
-                )
+                writer.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()})

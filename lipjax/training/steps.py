@@ -110,17 +110,13 @@ def make_train_step(
     def step(state: TrainState, images: jax.Array, labels: jax.Array):
         x = to_unit_float(images)
         if augment:
-            x = augment_fn(
-                jax.random.fold_in(base_key, state.step), x, crop_padding=crop_padding, flip=flip
-            )
+            x = augment_fn(jax.random.fold_in(base_key, state.step), x, crop_padding=crop_padding, flip=flip)
 
         def objective(params):
             variables = {"params": params}
             if state.power_iteration:
                 variables[POWER_ITERATION] = state.power_iteration
-            logits, updates = model.apply(
-                variables, x, update_stats=True, mutable=[POWER_ITERATION]
-            )
+            logits, updates = model.apply(variables, x, update_stats=True, mutable=[POWER_ITERATION])
             return jnp.mean(loss_fn(logits, labels, params)), (logits, updates)
 
         (loss, (logits, updates)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
