@@ -10,6 +10,8 @@ Sources (``load(name, split, source=..., path=...)``):
   ``.tar``/``.tar.gz`` archive (e.g. the CIFAR-10 JPEG tarball).
 - ``"npz"``: numpy arrays (``x_train``/``y_train``/``x_test``/``y_test`` ...).
 - ``"tfds"``: TensorFlow Datasets (optional extra), with ``data_dir``.
+- ``"synthetic"``: deterministic fake images shaped like a known dataset, for
+  smoke runs and benchmarks of the code path (``path`` may give the size).
 
 Images are kept as ``uint8`` NHWC arrays; the training step scales them to
 ``[0, 1]`` floats. Input mean/std is not applied here: it is a layer of the
@@ -101,7 +103,24 @@ DATASETS: dict[str, DatasetInfo] = {
     ),
 }  # fmt: skip
 
-SOURCES = ("auto", "embedded", "idx", "folder", "npz", "tfds")
+SOURCES = ("auto", "embedded", "idx", "folder", "npz", "tfds", "synthetic")
+
+
+def synthetic(name: str, split: str, size: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic, learnable fake images shaped like dataset ``name``.
+
+    Each class has a random template; an image is its class template mixed with
+    noise. For smoke runs and benchmarks of the code path only (no real data).
+    """
+    info = DATASETS[name]
+    size = size or (512 if split == "train" else 256)
+    rng = np.random.default_rng([seed, 0])
+    templates = rng.uniform(0, 255, (info.num_classes, *info.image_shape))
+    rng = np.random.default_rng([seed, 1 if split == "train" else 2])
+    labels = rng.integers(0, info.num_classes, size).astype(np.int32)
+    noise = rng.uniform(0, 255, (size, *info.image_shape))
+    images = np.clip(0.6 * templates[labels] + 0.4 * noise, 0, 255).astype(np.uint8)
+    return images, labels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +199,7 @@ def load(
       name: ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``, or any
         name for local files (then the shape is taken from the files).
       split: ``"train"`` or ``"test"``.
-      source: one of ``auto, embedded, idx, folder, npz, tfds``; ``auto`` picks
+      source: one of ``auto, embedded, idx, folder, npz, tfds, synthetic``; ``auto`` picks
         ``embedded`` for MNIST without a path, otherwise guesses from ``path``.
       path: file or folder for the local sources.
       data_dir: TFDS data directory (for offline use).
@@ -203,7 +222,7 @@ def load(
     if source == "auto":
         source = _guess_source(name, path)
     info = DATASETS.get(name)
-    if info is None and source in ("embedded", "tfds"):
+    if info is None and source in ("embedded", "tfds", "synthetic"):
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     names: Sequence[str] | None = None
     if source == "embedded":
@@ -219,6 +238,8 @@ def load(
             raise DataError("source 'folder' needs a path to a folder or tar archive")
         classes = list(info.class_names) if info and info.class_names else None
         images, labels, names = read_image_folder(path, split, classes)
+    elif source == "synthetic":
+        images, labels = synthetic(name, split, int(path) if path else None)
     elif source == "npz":
         if path is None:
             raise DataError("source 'npz' needs a path to a .npz file")
@@ -252,9 +273,7 @@ def select_classes(ds: Dataset, classes: Sequence[int]) -> Dataset:
     mask = np.isin(ds.labels, classes)
     lookup = np.full(max(ds.num_classes, max(classes) + 1), -1, np.int32)
     lookup[classes] = np.arange(len(classes), dtype=np.int32)
-    names = (
-        tuple(ds.class_names[c] for c in classes) if ds.class_names else tuple(map(str, classes))
-    )
+    names = tuple(ds.class_names[c] for c in classes) if ds.class_names else tuple(map(str, classes))
     return Dataset(ds.images[mask], lookup[ds.labels[mask]], len(classes), ds.name, names)
 
 

@@ -34,9 +34,7 @@ def random_flip(key: jax.Array, images: jax.Array) -> jax.Array:
     return jnp.where(flip[:, None, None, None], images[:, :, ::-1, :], images)
 
 
-def augment(
-    key: jax.Array, images: jax.Array, *, crop_padding: int = 4, flip: bool = True
-) -> jax.Array:
+def augment(key: jax.Array, images: jax.Array, *, crop_padding: int = 4, flip: bool = True) -> jax.Array:
     """Random crop (``crop_padding`` pixels, 0 disables) then random horizontal flip."""
     key_crop, key_flip = jax.random.split(key)
     images = random_crop(key_crop, images, crop_padding)

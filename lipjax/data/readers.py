@@ -72,11 +72,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             f"{str(path)!r}: header announces shape {shape} ({expected} bytes) "
             f"but the file holds {len(data) - header} bytes of data"
         )
-    return (
-        np.frombuffer(data, dtype=dtype, offset=header)
-        .reshape(shape)
-        .astype(dtype.newbyteorder("="))
-    )
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def _find_idx(directory: Path, stem: str) -> Path:
@@ -121,9 +117,7 @@ def check_arrays(
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4:
-        raise DataError(
-            f"{source}: images must have shape (N, H, W) or (N, H, W, C), got {images.shape}"
-        )
+        raise DataError(f"{source}: images must have shape (N, H, W) or (N, H, W, C), got {images.shape}")
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.ndim != 1:
@@ -204,9 +198,7 @@ def read_image_folder(
         return read_image_tar(root, split, classes)
     split_dir = root / split
     if not split_dir.is_dir():
-        raise FileNotFoundError(
-            f"no split folder {str(split_dir)!r} (layout: <split>/<class>/<file>)"
-        )
+        raise FileNotFoundError(f"no split folder {str(split_dir)!r} (layout: <split>/<class>/<file>)")
     entries = []
     for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
         for f in sorted(class_dir.iterdir()):
@@ -238,9 +230,7 @@ def read_image_tar(
     return _stack(entries, f"{path}:{split}", classes)
 
 
-def read_npz(
-    path: str | os.PathLike, split: str
-) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+def read_npz(path: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     """Reads a split from an ``.npz`` file.
 
     Accepted keys: ``x_<split>``/``y_<split>`` (Keras style),

@@ -1,0 +1,42 @@
+"""deel-lip's MNIST 0-vs-8 demo: a binary 1-Lipschitz network trained with HKR.
+
+Command::
+
+    lipjax train --config mnist_hkr_0v8 --workdir runs/mnist_hkr_0v8
+
+Serrurier et al. (2021) / deel-lip demo: digits 0 (label 0) and 8 (label 1)
+of MNIST, a single-logit network, loss HKR(alpha=10, min_margin=1); the
+certified radius of x is |f(x)| / L. Expected (measured on the embedded MNIST
+subset, 2 CPU cores): see experiments/README_training.md.
+
+``mnist_hkr_0v8:smoke`` runs a few steps on a few hundred images for CI.
+"""
+
+
+def get_config(arg: str = ""):
+    config = dict(
+        name="mnist_hkr_0v8",
+        dataset="mnist",
+        classes=(0, 8),
+        model="cpl_mnist_dense",
+        model_kwargs={"depth": 3, "features": 256, "head": "lln"},
+        loss="hkr",
+        loss_kwargs={"alpha": 10.0, "min_margin": 1.0},
+        batch_size=128,
+        epochs=10,
+        learning_rate=1e-3,
+        eps=(0.5, 1.0, 1.58, 2.0),
+    )
+    if arg == "smoke":
+        config.update(
+            name="mnist_hkr_0v8:smoke",
+            model_kwargs={"depth": 1, "features": 32, "head": "lln"},
+            epochs=1,
+            train_limit=512,
+            test_limit=256,
+            progress=False,
+            plot=False,
+        )
+    elif arg:
+        raise ValueError(f"unknown variant {arg!r} (use 'smoke')")
+    return config
