@@ -1,0 +1,181 @@
+"""Architectures: CPL-S/M/L/XL (Meunier et al., 2022, Table 1), small MNIST nets, builders.
+
+Every model is a :class:`lipjax.layers.Sequential` of lipjax layers, so it can be
+exported with a certified constant. Inputs are NHWC images with pixels in
+``[0, 1]``; the input standardisation is the model's first layer, so its
+``1 / min(std)`` factor is part of the certified constant and certificates are
+radii in pixel space. Identical stacked blocks use :class:`lipjax.layers.Repeat`
+(``nn.scan``), so compile time does not grow with depth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import flax.linen as nn
+
+from lipjax import layers as L
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
+CIFAR100_STD = (0.2673, 0.2564, 0.2762)
+MNIST_MEAN = (0.1307,)
+MNIST_STD = (0.3081,)
+
+
+@dataclass(frozen=True)
+class CPLSize:
+    """One column of Table 1 of Meunier et al. (2022)."""
+
+    conv_layers: int
+    channels: int
+    linear_layers: int
+    features: int
+
+
+CPL_SIZES: dict[str, CPLSize] = {
+    "S": CPLSize(conv_layers=20, channels=45, linear_layers=7, features=2048),
+    "M": CPLSize(conv_layers=30, channels=60, linear_layers=10, features=2048),
+    "L": CPLSize(conv_layers=90, channels=60, linear_layers=15, features=4096),
+    "XL": CPLSize(conv_layers=120, channels=70, linear_layers=15, features=4096),
+}
+
+
+def make_head(head: str, num_classes: int) -> nn.Module:
+    """``"lln"``: normalised last layer; ``"truncate"``: keep the first ``num_classes`` features."""
+    if head == "lln":
+        return L.NormalizedDense(num_classes)
+    if head == "truncate":
+        return L.ChannelTruncate(num_classes)
+    raise ValueError(f"head must be 'lln' or 'truncate'; got {head!r}")
+
+
+def _stack(layer: nn.Module, depth: int) -> list[nn.Module]:
+    if depth < 0:
+        raise ValueError(f"layer count must be >= 0; got {depth}")
+    return [L.Repeat(layer, depth)] if depth else []
+
+
+def _normalize(mean, std) -> list[nn.Module]:
+    if mean is None and std is None:
+        return []
+    if mean is None or std is None:
+        raise ValueError("give both mean and std, or neither")
+    return [L.Normalize(tuple(mean), tuple(std))]
+
+
+def cpl_network(
+    conv_layers: int,
+    channels: int,
+    linear_layers: int,
+    features: int,
+    num_classes: int = 10,
+    head: str = "lln",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    pool: int = 4,
+    kernel_size: int = 3,
+    activation: str = "relu",
+    power_iters: int = 1,
+) -> L.Sequential:
+    """The CPL architecture of Meunier et al. (2022), §5.1.
+
+    normalise -> zero channel padding to ``channels`` -> ``conv_layers`` conv CPLs
+    (kernel ``kernel_size``, stride 1, zero padding, at input resolution) ->
+    1-Lipschitz ``pool x pool`` average pool -> flatten -> ``linear_layers`` dense
+    CPLs of ``features`` hidden units -> LLN or truncation head.
+    """
+    conv = L.ConvexPotentialConv(
+        channels, (kernel_size, kernel_size), activation=activation, power_iters=power_iters
+    )
+    linear = (
+        _stack(L.ConvexPotentialDense(features, activation=activation, power_iters=power_iters), linear_layers)
+        if linear_layers
+        else []
+    )
+    body = [
+        *_normalize(mean, std),
+        L.ChannelPad(channels),
+        *_stack(conv, conv_layers),
+        *([L.ScaledAvgPool(pool)] if pool > 1 else []),
+        L.Flatten(),
+        *linear,
+    ]
+    return L.Sequential([*body, make_head(head, num_classes)])
+
+
+def cpl(
+    size: str = "S",
+    num_classes: int = 10,
+    head: str = "lln",
+    mean: Sequence[float] | None = CIFAR10_MEAN,
+    std: Sequence[float] | None = CIFAR10_STD,
+    **kwargs,
+) -> L.Sequential:
+    """CPL-S, CPL-M, CPL-L or CPL-XL (Table 1) for 32x32x3 images.
+
+    Example::
+
+        model = lipjax.models.cpl("S", num_classes=100, head="lln",
+                                  mean=CIFAR100_MEAN, std=CIFAR100_STD)
+    """
+    if size not in CPL_SIZES:
+        raise ValueError(f"size must be one of {sorted(CPL_SIZES)}; got {size!r}")
+    s = CPL_SIZES[size]
+    return cpl_network(
+        s.conv_layers, s.channels, s.linear_layers, s.features, num_classes, head, mean, std, **kwargs
+    )
+
+
+def cpl_mnist_dense(
+    num_classes: int = 10,
+    depth: int = 4,
+    features: int = 1024,
+    head: str = "lln",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    activation: str = "relu",
+    power_iters: int = 1,
+) -> L.Sequential:
+    """Flatten -> ``depth`` dense CPLs of ``features`` hidden units -> head (for 28x28x1)."""
+    return L.Sequential(
+        [
+            *_normalize(mean, std),
+            L.Flatten(),
+            *_stack(L.ConvexPotentialDense(features, activation=activation, power_iters=power_iters), depth),
+            make_head(head, num_classes),
+        ]
+    )
+
+
+def cpl_mnist_conv(
+    num_classes: int = 10,
+    conv_layers: int = 4,
+    channels: int = 16,
+    linear_layers: int = 2,
+    features: int = 1024,
+    head: str = "lln",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    pool: int = 2,
+    **kwargs,
+) -> L.Sequential:
+    """A small conv CPL network for 28x28x1 images (the CPL recipe at MNIST scale)."""
+    return cpl_network(
+        conv_layers, channels, linear_layers, features, num_classes, head, mean, std, pool=pool, **kwargs
+    )
+
+
+def deep_cpl(depth: int = 1000, channels: int = 30, num_classes: int = 10, **kwargs) -> L.Sequential:
+    """The very deep network of appendix D.1: ``depth`` conv CPLs of ``channels`` maps."""
+    return cpl_network(depth, channels, 0, 0, num_classes, head="truncate", **kwargs)
+
+
+def deel_lip_mnist_binary(hidden: Sequence[int] = (256, 128, 64)) -> L.Sequential:
+    """deel-lip's MNIST 0-vs-8 HKR demo: SpectralDense + GroupSort2 blocks, FrobeniusDense(1) head."""
+    blocks: list[nn.Module] = [L.Flatten()]
+    for width in hidden:
+        blocks += [L.SpectralDense(width), L.GroupSort2()]
+    return L.Sequential([*blocks, L.FrobeniusDense(1)])
