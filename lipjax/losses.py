@@ -50,9 +50,7 @@ def multi_margin_loss(logits: Array, labels: Array, margin: float = 0.7, p: int 
     return jnp.sum(terms * (1.0 - one_hot), axis=-1) / num_classes
 
 
-def lln_margin_loss(
-    logits: Array, labels: Array, head: Array, margin: float = 0.7, p: int = 1
-) -> Array:
+def lln_margin_loss(logits: Array, labels: Array, head: Array, margin: float = 0.7, p: int = 1) -> Array:
     r"""Margin hinge loss on the margins a normalized last layer certifies.
 
     With a last layer of rows ``w_j`` on top of an L-Lipschitz body, the
@@ -143,9 +141,7 @@ def hkr_loss(logits: Array, labels: Array, alpha: float = 10.0, min_margin: floa
     return alpha * hinge - _kr_weights(y).astype(f.dtype) * f
 
 
-def multiclass_hkr_loss(
-    logits: Array, labels: Array, alpha: float = 10.0, min_margin: float = 1.0
-) -> Array:
+def multiclass_hkr_loss(logits: Array, labels: Array, alpha: float = 10.0, min_margin: float = 1.0) -> Array:
     r"""Multi-class HKR: the binary HKR loss of each one-vs-rest logit, averaged.
 
     .. math::

@@ -59,9 +59,7 @@ def test_lln_margin_brute_force():
     expect = []
     for li, yi in zip(logits, y, strict=True):
         s = sum(
-            max(0.0, 1.5 - (li[yi] - li[j]) / np.linalg.norm(head[yi] - head[j]))
-            for j in range(3)
-            if j != yi
+            max(0.0, 1.5 - (li[yi] - li[j]) / np.linalg.norm(head[yi] - head[j])) for j in range(3) if j != yi
         )
         expect.append(s / 3)
     got = losses.lln_margin_loss(jnp.asarray(logits), jnp.asarray(y), jnp.asarray(head), 1.5)
@@ -73,9 +71,7 @@ def test_tau_cross_entropy():
     tau = 3.0
     z = tau * np.array([2.0, 0.0, -1.0])
     expect = (np.log(np.exp(z).sum()) - z[0]) / tau
-    np.testing.assert_allclose(
-        losses.tau_cross_entropy(x, jnp.array([0]), tau), [expect], rtol=1e-4
-    )
+    np.testing.assert_allclose(losses.tau_cross_entropy(x, jnp.array([0]), tau), [expect], rtol=1e-4)
 
 
 def test_binary_hkr_brute_force():
@@ -95,11 +91,7 @@ def test_multiclass_hkr_is_mean_of_one_vs_rest():
     x = rng.normal(size=(8, 3)).astype(np.float32)
     y = np.array([0, 1, 2, 0, 1, 2, 0, 0])
     per_class = [
-        float(
-            losses.hkr_loss(
-                jnp.asarray(x[:, k]), jnp.asarray((y == k).astype(int)), 2.0, 0.5
-            ).mean()
-        )
+        float(losses.hkr_loss(jnp.asarray(x[:, k]), jnp.asarray((y == k).astype(int)), 2.0, 0.5).mean())
         for k in range(3)
     ]
     got = losses.multiclass_hkr_loss(jnp.asarray(x), jnp.asarray(y), 2.0, 0.5).mean()

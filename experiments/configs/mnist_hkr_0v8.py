@@ -5,7 +5,8 @@ Command::
     lipjax train --config mnist_hkr_0v8 --workdir runs/mnist_hkr_0v8
 
 Serrurier et al. (2021) / deel-lip demo: digits 0 (label 0) and 8 (label 1)
-of MNIST, a single-logit network, loss HKR(alpha=10, min_margin=1); the
+of MNIST, SpectralDense + GroupSort2 layers (256, 128, 64) and a FrobeniusDense
+single-logit head, loss HKR(alpha=10, min_margin=1); the
 certified radius of x is |f(x)| / L. Expected (measured on the embedded MNIST
 subset, 2 CPU cores): see experiments/README_training.md.
 
@@ -18,8 +19,8 @@ def get_config(arg: str = ""):
         name="mnist_hkr_0v8",
         dataset="mnist",
         classes=(0, 8),
-        model="cpl_mnist_dense",
-        model_kwargs={"depth": 3, "features": 256, "head": "lln"},
+        model="deel_lip_mnist_binary",
+        model_kwargs={"hidden": (256, 128, 64)},
         loss="hkr",
         loss_kwargs={"alpha": 10.0, "min_margin": 1.0},
         batch_size=128,
@@ -30,7 +31,7 @@ def get_config(arg: str = ""):
     if arg == "smoke":
         config.update(
             name="mnist_hkr_0v8:smoke",
-            model_kwargs={"depth": 1, "features": 32, "head": "lln"},
+            model_kwargs={"hidden": (32,)},
             epochs=1,
             train_limit=512,
             test_limit=256,

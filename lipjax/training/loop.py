@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import sys
@@ -72,7 +73,9 @@ def build_model(cfg: dict[str, Any], num_classes: int):
         if isinstance(kwargs.get(key), list):
             kwargs[key] = tuple(kwargs[key])
     out_classes = 1 if num_classes == 2 and cfg["loss"] == "hkr" else num_classes
-    return factory(num_classes=out_classes, **kwargs)
+    if "num_classes" in inspect.signature(factory).parameters:
+        kwargs.setdefault("num_classes", out_classes)
+    return factory(**kwargs)
 
 
 def head_fn_for(model) -> Callable | None:
@@ -292,7 +295,7 @@ def train_and_evaluate(
                     pbar.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means['accuracy']:.3f}")
                 acc_sum, acc_n = {}, 0
             if must_save:
-                pnorm = float(optax.global_norm(state.params))
+                pnorm = float(optax.tree.norm(state.params))
                 check_finite({"loss": 0.0, "grad_norm": pnorm}, step)
                 ckpt.save(state, {"epoch": epoch + 1, "step": step, "config": cfg})
                 last_good = step

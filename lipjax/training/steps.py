@@ -130,7 +130,7 @@ def make_train_step(
         metrics = {
             "loss": loss,
             "accuracy": jnp.mean(losses_lib.accuracy(logits, labels)),
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
         }
         return new_state, metrics
 
