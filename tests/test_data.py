@@ -127,7 +127,7 @@ def test_image_folder_and_tar(tmp_path):
 def test_embedded_mnist_subset():
     train = data.load("mnist", "train")
     test = data.load("mnist", "test")
-    assert train.images.shape == (20000, 28, 28, 1) and test.images.shape == (10000, 28, 28, 1)
+    assert train.images.shape == (data.EMBEDDED_TRAIN, 28, 28, 1) and test.images.shape == (10000, 28, 28, 1)
     assert train.images.dtype == np.uint8 and set(np.unique(test.labels)) == set(range(10))
     # Original MNIST order: the first training labels are 5, 0, 4, 1, 9.
     np.testing.assert_array_equal(train.labels[:5], [5, 0, 4, 1, 9])

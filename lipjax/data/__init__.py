@@ -63,12 +63,24 @@ __all__ = [
 ]
 
 EMBEDDED_PATH = Path(__file__).with_name("mnist_subset.npz")
+EMBEDDED_TRAIN = 30000
 EMBEDDED_PROVENANCE = (
     "MNIST (LeCun, Cortes, Burges; http://yann.lecun.com/exdb/mnist/): the first "
-    "20,000 images of the original training set and all 10,000 test images, in "
-    "their original order, pixels unchanged (uint8), stored with np.savez_compressed. "
-    "Built by `python -m lipjax.data.build_embedded <dir with the MNIST IDX files>`."
+    "{train} images of the original training set and all 10,000 test images, in "
+    "their original order, pixels unchanged (uint8, xz-compressed). Built by "
+    "`python -m lipjax.data.build_embedded <folder with the MNIST IDX files>`."
 )
+
+
+def read_embedded(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The embedded MNIST subset's ``split`` as ``(uint8 (N, 28, 28, 1), int32 (N,))``."""
+    import lzma
+
+    with np.load(EMBEDDED_PATH, allow_pickle=False) as f:
+        shape = tuple(int(s) for s in f[f"x_{split}_shape"])
+        pixels = np.frombuffer(lzma.decompress(f[f"x_{split}_xz"].tobytes()), np.uint8)
+        labels = f[f"y_{split}"].astype(np.int32)
+    return pixels.reshape(*shape, 1), labels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,7 +240,7 @@ def load(
     if source == "embedded":
         if name != "mnist":
             raise DataError(f"only 'mnist' is embedded in the package, not {name!r}")
-        images, labels, _ = read_npz(EMBEDDED_PATH, split)
+        images, labels = read_embedded(split)
     elif source == "idx":
         if path is None:
             raise DataError("source 'idx' needs a path to a folder of IDX files")
