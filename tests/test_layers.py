@@ -118,9 +118,7 @@ def test_cpl_is_one_lipschitz_even_when_training_estimate_is_low():
 def test_export_matches_flax_eval_once_power_iteration_converged():
     module, shape = SMALL_NETWORKS[0][1], SMALL_NETWORKS[0][2]
     variables, x = _trained(module, shape, steps=3)
-    converge = jax.jit(
-        lambda v: module.apply(v, x, update_stats=True, mutable=[L.POWER_ITERATION])[1]
-    )
+    converge = jax.jit(lambda v: module.apply(v, x, update_stats=True, mutable=[L.POWER_ITERATION])[1])
     for _ in range(300):
         variables = {**variables, **converge(variables)}
     np.testing.assert_allclose(
