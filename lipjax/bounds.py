@@ -60,12 +60,14 @@ __all__ = [
     "DEFAULT_MAX_PATTERNS",
     "DEFAULT_MAX_SUBSETS",
     "exact_lipschitz_1d",
+    "hat_network",
     "jacobian_at",
     "k1",
     "k1_bruteforce",
     "k3",
     "k4",
     "k5",
+    "k5_matrix",
     "k_exact",
     "k_star",
     "lipschitz_bounds",
@@ -730,6 +732,52 @@ def jacobian_free_forward(ws: Sequence[Array], bs: Sequence[Array], x: Any) -> A
 
 
 # ---------------------------------------------------------------------------
+# A network with a known constant.
+# ---------------------------------------------------------------------------
+
+
+def hat_network(depth: int) -> tuple[list[Array], list[Array]]:
+    """ReLU network of ``f(x) = x - sum_{r=1}^{l} g_r(x) / 4^r`` (``l = depth``).
+
+    ``g(x) = 2x`` on ``[0, 1/2]``, ``2(1 - x)`` on ``[1/2, 1]`` (0 outside) and
+    ``g_r = g o ... o g`` (r times); ``f`` interpolates ``x^2`` on ``[0, 1]`` at the
+    points ``k / 2^l`` (Yarotsky 2017). Representation (``l`` hidden layers):
+
+    * layer 1: ``(R(x), R(x - 1/2), R(x - 1))``; ``g(x) = 2 R(x) - 4 R(x - 1/2) +
+      2 R(x - 1)`` on all of ``R``, and ``x = R(x)`` is carried by the first neuron
+      (``f = 0`` for ``x < 0``);
+    * layer r >= 2: ``(R(y), R(y - 1/2), R(s))`` with ``y = g_{r-1}(x) in [0, 1]``
+      (so ``g(y) = 2 R(y) - 4 R(y - 1/2)``) and the partial sum
+      ``s = x - sum_{k<r} g_k(x) / 4^k >= 0``;
+    * output: ``s - g_l(x) / 4^l``.
+
+    Its exact constant (any p, scalar in and out) is
+    ``L = max |f'| = 1 + sum_{r=1}^{l} 2^-r = 2 - 2^-l``, and ``K = L`` for this
+    representation.
+
+    Args:
+      depth: number of hidden layers ``l >= 1``.
+
+    Returns:
+      ``(weights, biases)`` with ``weights = [W_0, ..., W_l]``.
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    weights = [np.array([[1.0], [1.0], [1.0]])]
+    biases = [np.array([0.0, -0.5, -1.0])]
+    y = np.array([2.0, -4.0, 2.0])  # g_1 as a form on layer-1 neurons
+    s = np.array([1.0, 0.0, 0.0]) - y / 4
+    for r in range(2, depth + 1):
+        weights.append(np.stack([y, y, s]))
+        biases.append(np.array([0.0, -0.5, 0.0]))
+        y = np.array([2.0, -4.0, 0.0])
+        s = np.array([0.0, 0.0, 1.0]) - y / 4**r
+    weights.append(s[None, :])
+    biases.append(np.zeros(1))
+    return weights, biases
+
+
+# ---------------------------------------------------------------------------
 # Flax networks -> explicit matrices.
 # ---------------------------------------------------------------------------
 
@@ -812,19 +860,16 @@ def weights_from_flax(
 
     weights: list[Array] = []
     biases: list[Array] = []
+    records: list[tuple[Any, Any, tuple[int, ...]]] = []
 
     def interceptor(next_fun, args, kwargs, context):
         if context.method_name != "__call__":
             return next_fun(*args, **kwargs)
         mod = context.module
         if isinstance(mod, nn.Dense | nn.Conv):
-            feat_shape = tuple(np.shape(args[0]))[1:]
-            n_in = int(np.prod(feat_shape))
-            basis = jnp.eye(n_in, dtype=jnp.float32).reshape((n_in, *feat_shape))
-            bias_out = next_fun(jnp.zeros((1, *feat_shape), jnp.float32))
-            cols = next_fun(basis) - bias_out
-            weights.append(np.asarray(cols, np.float64).reshape(n_in, -1).T)
-            biases.append(np.asarray(bias_out, np.float64).reshape(-1))
+            # A detached copy of the layer (same config, same parameters), applied later.
+            layer = mod.clone(parent=None, name=None)
+            records.append((layer, {"params": mod.variables["params"]}, np.shape(args[0])[1:]))
         elif mod.scope is not None and mod.scope.path and mod.variables.get("params"):
             # A leaf module with its own parameters that is neither Dense nor Conv.
             if not any(isinstance(v, Mapping) for v in mod.variables["params"].values()):
@@ -837,9 +882,22 @@ def weights_from_flax(
     x0 = jnp.zeros((1, *input_shape), jnp.float32)
     with nn.intercept_methods(interceptor):
         module.apply(variables, x0)
-    if not weights:
+    if not records:
         raise TypeError("no nn.Dense or nn.Conv layer found in the module")
-    ws = validate_weights(weights)
+    for layer, layer_vars, feat_shape in records:
+        n_in = int(np.prod(feat_shape))
+        basis = jnp.eye(n_in, dtype=jnp.float32).reshape((n_in, *feat_shape))
+        bias_out = layer.apply(layer_vars, jnp.zeros((1, *feat_shape), jnp.float32))
+        cols = layer.apply(layer_vars, basis) - bias_out
+        weights.append(np.asarray(cols, np.float64).reshape(n_in, -1).T)
+        biases.append(np.asarray(bias_out, np.float64).reshape(-1))
+    try:
+        ws = validate_weights(weights)
+    except ValueError as err:
+        raise TypeError(
+            "the module is not a plain chain of nn.Dense/nn.Conv layers with ReLU between "
+            f"them (something reshapes or pools between two layers): {err}"
+        ) from err
 
     # The recorded chain must be the network.
     rng = np.random.default_rng(0)
