@@ -75,6 +75,7 @@ __all__ = [
     "matrix_norm",
     "parse_norm",
     "partial_products",
+    "pattern_products",
     "validate_weights",
     "weights_from_dense_params",
     "weights_from_flax",
@@ -267,6 +268,19 @@ def k_exact(
     Returns:
       ``K`` in float64.
     """
+    return float(np.max(matrix_norm(pattern_products(weights, max_patterns=max_patterns), norm)))
+
+
+def pattern_products(weights: Sequence[Any], *, max_patterns: int = DEFAULT_MAX_PATTERNS) -> Array:
+    """Every product ``W_l D_l ... D_1 W_0`` over the ``2^(a_1+...+a_l)`` patterns.
+
+    Args:
+      weights: ``[W_0, ..., W_l]``, each out x in.
+      max_patterns: refuse (``ValueError``) when the number of patterns is larger.
+
+    Returns:
+      An array of shape ``(2^(a_1+...+a_l), a_{l+1}, a_0)``.
+    """
     ws = validate_weights(weights)
     hidden = sum(w.shape[0] for w in ws[:-1])
     if 2**hidden > max_patterns:
@@ -282,7 +296,7 @@ def k_exact(
         # For each previous product P and mask d: W diag(d) P.
         masked = masks[:, None, :, None] * batch[None]  # (2^width, B, width, a_0)
         batch = np.einsum("ij,mbjk->mbik", w, masked).reshape(-1, w.shape[0], batch.shape[2])
-    return float(np.max(matrix_norm(batch, norm)))
+    return batch
 
 
 def _all_masks(width: int) -> Array:
