@@ -27,11 +27,11 @@ DEPTHS = (2, 5, 10, 20, 30, 40)
 WIDTHS = (16, 64, 256)
 
 
-def timed(fn, repeat: int = 1) -> float:
+def timed(fn, *args, **kwargs) -> float:
     best = math.inf
-    for _ in range(repeat):
+    for _ in range(1):
         start = time.perf_counter()
-        fn()
+        fn(*args, **kwargs)
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -39,9 +39,8 @@ def timed(fn, repeat: int = 1) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cap", type=float, default=2e9, help="flop cap for exponential paths")
-    parser.add_argument(
-        "--out", default=os.path.join(os.path.dirname(__file__), "bounds_times.png")
-    )
+    default_out = os.path.join(os.path.dirname(__file__), "bounds_times.png")
+    parser.add_argument("--out", default=default_out)
     args = parser.parse_args()
     print(f"command: python {' '.join(sys.argv)}")
     print(
@@ -58,17 +57,17 @@ def main() -> None:
             ws = [rng.normal(size=(width, width)) / math.sqrt(width) for _ in range(depth)]
             l = depth - 1
             row: dict[str, float] = {}
-            row["K_star"] = timed(lambda: B.k_star(ws, p))
-            row["K1"] = timed(lambda: B.k1(ws, p))
-            row["K3"] = timed(lambda: B.k3(ws, p))
-            row["K5"] = timed(lambda: B.k5(ws, p))
+            row["K_star"] = timed(B.k_star, ws, p)
+            row["K1"] = timed(B.k1, ws, p)
+            row["K3"] = timed(B.k3, ws, p)
+            row["K5"] = timed(B.k5, ws, p)
             brute_cost = 2**l * (l + 1) * width**3 + depth**2 * width**3
             if brute_cost <= args.cap:
-                row["K1_brute"] = timed(lambda: B.k1_bruteforce(ws, p, max_subsets=2**l))
-                row["K4"] = timed(lambda: B.k4(ws, p, max_subsets=2**l))
+                row["K1_brute"] = timed(B.k1_bruteforce, ws, p, max_subsets=2**l)
+                row["K4"] = timed(B.k4, ws, p, max_subsets=2**l)
             hidden = l * width
             if hidden <= 16:
-                row["K"] = timed(lambda: B.k_exact(ws, p, max_patterns=2**hidden))
+                row["K"] = timed(B.k_exact, ws, p, max_patterns=2**hidden)
             results[(depth, width)] = row
             cells = "".join(f"{row[n]:>10.4f}" if n in row else f"{'-':>10}" for n in names)
             print(f"{depth:>5} {width:>5}{cells}", flush=True)
