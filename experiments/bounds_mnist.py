@@ -119,9 +119,7 @@ def accuracy(model, variables, data) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = os.path.dirname(os.path.abspath(__file__))
-    parser.add_argument(
-        "--data-dir", default=os.path.join(here, "..", "..", "shared", "data", "mnist")
-    )
+    parser.add_argument("--data-dir", default=os.path.join(here, "..", "..", "shared", "data", "mnist"))
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lam", type=float, default=0.01, help="weight of the K*_inf penalty")
     parser.add_argument("--seed", type=int, default=0)
@@ -139,9 +137,7 @@ def main() -> None:
         for p, tag in ((1.0, "l1"), (math.inf, "linf")):
             vals = B.lipschitz_bounds(ws, p, max_patterns=0)
             row.update({f"{tag} {k}": v for k, v in vals.items()})
-            row[f"{tag} lower"] = B.lipschitz_lower_bound(
-                ws, p, bs, num_starts=64, num_steps=100, scale=0.5
-            )
+            row[f"{tag} lower"] = B.lipschitz_lower_bound(ws, p, bs, num_starts=64, num_steps=100, scale=0.5)
         row["bounds_s"] = time.perf_counter() - start
         rows.append(row)
     shapes = " -> ".join(str(w.shape[1]) for w in ws) + f" -> {ws[-1].shape[0]}"
@@ -155,9 +151,7 @@ def main() -> None:
             print(f"{row['model']:<14} {row['acc']:>8.4f}" + cells)
     print(
         "\ntimes: "
-        + ", ".join(
-            f"{r['model']}: train {r['train_s']:.0f} s, bounds {r['bounds_s']:.1f} s" for r in rows
-        )
+        + ", ".join(f"{r['model']}: train {r['train_s']:.0f} s, bounds {r['bounds_s']:.1f} s" for r in rows)
     )
 
 

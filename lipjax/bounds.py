@@ -135,9 +135,7 @@ def validate_weights(weights: Sequence[Any]) -> list[Array]:
         entries, or shapes that do not chain.
     """
     if isinstance(weights, np.ndarray | str | bytes) or not isinstance(weights, Sequence):
-        raise TypeError(
-            f"weights must be a list [W0, ..., Wl] of 2-D arrays, got {type(weights).__name__}"
-        )
+        raise TypeError(f"weights must be a list [W0, ..., Wl] of 2-D arrays, got {type(weights).__name__}")
     if len(weights) == 0:
         raise ValueError("weights is empty: expected at least one matrix W0")
     out = []
@@ -248,9 +246,7 @@ def k_star(weights: Sequence[Any], norm: Norm) -> float:
     return float(np.prod([matrix_norm(w, norm) for w in ws]))
 
 
-def k_exact(
-    weights: Sequence[Any], norm: Norm, *, max_patterns: int = DEFAULT_MAX_PATTERNS
-) -> float:
+def k_exact(weights: Sequence[Any], norm: Norm, *, max_patterns: int = DEFAULT_MAX_PATTERNS) -> float:
     """Exact maximum over activation patterns (Szegedy et al.).
 
         K = max_{D_1, ..., D_l diagonal in {0, 1}} ||W_l D_l W_{l-1} ... D_1 W_0||_p.
@@ -342,9 +338,7 @@ def k1(weights: Sequence[Any], norm: Norm) -> float:
     return float(a[n])
 
 
-def k1_bruteforce(
-    weights: Sequence[Any], norm: Norm, *, max_subsets: int = DEFAULT_MAX_SUBSETS
-) -> float:
+def k1_bruteforce(weights: Sequence[Any], norm: Norm, *, max_subsets: int = DEFAULT_MAX_SUBSETS) -> float:
     """``K1`` by the explicit sum over the ``2^l`` subsets of cut points (see :func:`k1`).
 
     Args:

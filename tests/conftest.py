@@ -39,8 +39,10 @@ def train_a_few_steps(model, variables, x, steps: int = 3, learning_rate: float 
 
 
 def jacobian_singular_values(fn, points) -> np.ndarray:
-    """Singular values of the exact Jacobian of ``fn`` (single input -> output) at each point."""
-    jac = jax.vmap(jax.jacfwd(fn))(points)
+    """Singular values of the exact Jacobian of ``fn`` (one input -> output) at each point.
+
+    Reverse mode: lipjax's convolutions carry custom VJPs."""
+    jac = jax.vmap(jax.jacrev(fn))(points)
     n = points.shape[0]
     matrices = np.asarray(jac, np.float64).reshape(n, -1, int(np.prod(points.shape[1:])))
     return np.linalg.svd(matrices, compute_uv=False)

@@ -326,8 +326,7 @@ def test_cli_table_and_json(tmp_path, capsys):
     np.savez(path, **{f"W{r}": rng.normal(size=s) for r, s in enumerate(shapes)})
     out_json = tmp_path / "out.json"
     code = main(
-        ["bounds", str(path), "--norm", "inf", "--json", str(out_json), "--starts", "8"]
-        + ["--steps", "20"]
+        ["bounds", str(path), "--norm", "inf", "--json", str(out_json), "--starts", "8"] + ["--steps", "20"]
     )
     assert code == 0
     text = capsys.readouterr().out

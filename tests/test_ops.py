@@ -137,3 +137,38 @@ def test_invalid_padding_and_activation():
         ops.normalize_padding("REFLECT")
     with pytest.raises(ValueError, match="unknown activation"):
         ops.get_activation("gelu")
+
+
+def _lax_conv(x, kernel, strides, padding):
+    if padding == "CIRCULAR":
+        kh, kw = kernel.shape[:2]
+        x = jnp.pad(x, ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)), mode="wrap")
+        padding = "VALID"
+    return jax.lax.conv_general_dilated(
+        x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("strides", STRIDES)
+@pytest.mark.parametrize("kernel_hw", [(3, 3), (2, 3)])
+def test_conv_and_adjoint_gradients_match_autodiff_of_lax(rng, padding, strides, kernel_hw):
+    """The custom VJPs (plain-layout backward convolutions) equal JAX's own autodiff."""
+    kernel = jnp.asarray(rng.normal(size=(*kernel_hw, 2, 3)), jnp.float32)
+    x = jnp.asarray(rng.normal(size=(2, 7, 5, 2)), jnp.float32)
+    y = _lax_conv(x, kernel, strides, padding)
+    g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+    np.testing.assert_allclose(ops.conv(x, kernel, strides, padding), y, atol=1e-5)
+
+    ours = jax.grad(lambda x, k: jnp.vdot(ops.conv(x, k, strides, padding), g), (0, 1))(x, kernel)
+    ref = jax.grad(lambda x, k: jnp.vdot(_lax_conv(x, k, strides, padding), g), (0, 1))(x, kernel)
+
+    def ref_adjoint(y, k):
+        return jax.linear_transpose(lambda v: _lax_conv(v, k, strides, padding), x)(y)[0]
+
+    ours_t = jax.grad(
+        lambda y, k: jnp.vdot(ops.conv_transpose(y, k, (7, 5, 2), strides, padding), x), (0, 1)
+    )(g, kernel)
+    ref_t = jax.grad(lambda y, k: jnp.vdot(ref_adjoint(y, k), x), (0, 1))(g, kernel)
+    for a, b in zip(ours + ours_t, ref + ref_t, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
