@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 SQRT2 = 2.0**0.5
 
@@ -41,7 +42,7 @@ def _check_logits(logits, labels=None) -> jax.Array:
         logits = logits[:, 0]
     if logits.ndim not in (1, 2):
         raise ValueError(f"logits must have shape (N, classes) or (N,) for one logit; got {logits.shape}")
-    if _is_concrete(logits) and not bool(jnp.all(jnp.isfinite(logits))):
+    if _is_concrete(logits) and not np.isfinite(np.asarray(logits)).all():
         raise ValueError("logits contain NaN or inf: no certificate can be given")
     if labels is not None:
         labels = jnp.asarray(labels)
@@ -51,8 +52,9 @@ def _check_logits(logits, labels=None) -> jax.Array:
             raise TypeError(f"labels must be integers; got dtype {labels.dtype}")
         if _is_concrete(labels):
             top = 2 if logits.ndim == 1 else logits.shape[1]
-            if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= top):
-                raise ValueError(f"labels must lie in [0, {top}); got range [{labels.min()}, {labels.max()}]")
+            host = np.asarray(labels)
+            if host.size and (host.min() < 0 or host.max() >= top):
+                raise ValueError(f"labels must lie in [0, {top}); got range [{host.min()}, {host.max()}]")
     return logits
 
 
@@ -148,6 +150,6 @@ def certified_accuracy(
     """
     radii = certified_radius(logits, lipschitz, head=head, labels=labels)
     eps_array = jnp.asarray(eps, radii.dtype)
-    if _is_concrete(eps_array) and bool(jnp.any(eps_array < 0)):
+    if _is_concrete(eps_array) and bool(np.any(np.asarray(eps_array) < 0)):
         raise ValueError(f"eps must be >= 0; got {eps}")
     return jnp.mean(radii[None, :] > jnp.atleast_1d(eps_array)[:, None], axis=-1).reshape(eps_array.shape)

@@ -223,7 +223,7 @@ class Exported:
             )
         if not jnp.issubdtype(x.dtype, jnp.floating):
             raise TypeError(f"expected floating-point inputs; got dtype {x.dtype}")
-        if not bool(jnp.all(jnp.isfinite(x))):
+        if not isinstance(x, jax.core.Tracer) and not np.isfinite(np.asarray(x)).all():
             raise ValueError("inputs contain NaN or inf")
         x = x.astype(jnp.float32)
         if batch_size is None or x.shape[0] <= batch_size:

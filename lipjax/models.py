@@ -91,7 +91,9 @@ def cpl_network(
         channels, (kernel_size, kernel_size), activation=activation, power_iters=power_iters
     )
     linear = (
-        _stack(L.ConvexPotentialDense(features, activation=activation, power_iters=power_iters), linear_layers)
+        _stack(
+            L.ConvexPotentialDense(features, activation=activation, power_iters=power_iters), linear_layers
+        )
         if linear_layers
         else []
     )

@@ -30,7 +30,7 @@ def check_input(x: jax.Array, rank: int | tuple[int, ...], layer: str, features:
         raise TypeError(f"{layer} expects floating-point inputs; got dtype {x.dtype}")
     if features is not None and x.shape[-1] != features:
         raise ValueError(f"{layer} expects {features} features on the last axis; got shape {x.shape}")
-    if not isinstance(x, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(x))):
+    if not isinstance(x, jax.core.Tracer) and not np.isfinite(np.asarray(x)).all():
         raise ValueError(f"{layer} received NaN or inf inputs")
 
 

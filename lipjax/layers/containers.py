@@ -12,15 +12,24 @@ from lipjax.layers.base import POWER_ITERATION
 class Sequential(nn.Module):
     """Applies ``layers`` in order, passing ``update_stats`` to each.
 
-    Every lipjax layer takes ``update_stats``; the export walks ``layers`` in order.
+    Every lipjax layer takes ``update_stats``; other Flax modules are called on
+    ``x`` alone (such a network runs but cannot be exported with a certificate).
+    The export walks ``layers`` in order.
     """
 
     layers: Sequence[nn.Module]
 
     def __call__(self, x, update_stats: bool = False):
         for layer in self.layers:
-            x = layer(x, update_stats=update_stats)
+            if _is_lipjax_layer(layer):
+                x = layer(x, update_stats=update_stats)
+            else:
+                x = layer(x)
         return x
+
+
+def _is_lipjax_layer(layer) -> bool:
+    return isinstance(layer, Sequential | Repeat) or hasattr(layer, "export_record")
 
 
 class Repeat(nn.Module):

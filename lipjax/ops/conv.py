@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +36,88 @@ def _circular_pads(kernel_hw: Sequence[int]) -> tuple[tuple[int, int], ...]:
     return tuple(((k - 1) // 2, k // 2) for k in kernel_hw)
 
 
+_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+
+# XLA's CPU backend runs convolutions whose kernel layout is not plain HWIO (the
+# ones autodiff and ``jax.linear_transpose`` emit: in/out swapped, or batch as the
+# contracted axis) tens of times slower inside loops such as ``nn.scan``. The
+# convolution below and its adjoint therefore carry custom VJPs whose backward
+# passes are again plain-HWIO convolutions, built with explicit flips and
+# transposes. Use reverse mode (``jax.grad``, ``jax.jacrev``) through them.
+
+
+def _zero_pads(input_hw, kernel_hw, strides, padding) -> tuple[tuple[int, int], ...]:
+    if isinstance(padding, str):
+        return tuple(jax.lax.padtype_to_pads(tuple(input_hw), tuple(kernel_hw), tuple(strides), padding))
+    return tuple(tuple(p) for p in padding)
+
+
+def _kernel_gradient(x, g, strides, pads, kernel_hw):
+    """``dK[a, b, i, o] = sum_{n, j} x_pad[n, s j + (a, b), i] g[n, j, o]`` with plain layouts."""
+    xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+    lhs = xp.transpose(3, 1, 2, 0)  # (I, Hp, Wp, N): batch = in-channels, features = samples
+    rhs = g.transpose(1, 2, 0, 3)  # (Ho, Wo, N, O)
+    out = jax.lax.conv_general_dilated(
+        lhs,
+        rhs,
+        window_strides=(1, 1),
+        padding="VALID",
+        rhs_dilation=tuple(strides),
+        dimension_numbers=_DIMENSIONS,
+    )
+    return out[:, : kernel_hw[0], : kernel_hw[1], :].transpose(1, 2, 0, 3)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_zero(x, kernel, strides, pads):
+    return jax.lax.conv_general_dilated(x, kernel, tuple(strides), pads, dimension_numbers=_DIMENSIONS)
+
+
+def _conv_zero_fwd(x, kernel, strides, pads):
+    return _conv_zero(x, kernel, strides, pads), (x, kernel)
+
+
+def _conv_zero_bwd(strides, pads, residuals, g):
+    x, kernel = residuals
+    dx = _adjoint_zero(g, kernel, tuple(x.shape[1:3]), strides, pads)
+    return dx, _kernel_gradient(x, g, strides, pads, kernel.shape[:2]).astype(kernel.dtype)
+
+
+_conv_zero.defvjp(_conv_zero_fwd, _conv_zero_bwd)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _adjoint_zero(y, kernel, input_hw, strides, pads):
+    """Adjoint of :func:`_conv_zero`: with ``yd`` the stride-dilated ``y``, the
+    correlation of ``yd`` with the flipped, in/out-swapped kernel, padded by
+    ``k - 1 - lo`` on the left and cropped or padded on the right to the input size."""
+    flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
+    transposed_pads = [
+        (kk - 1 - lo, n - (n_out - 1) * s - 1 + lo)
+        for n, (lo, _), kk, s, n_out in zip(
+            input_hw, pads, kernel.shape[:2], strides, y.shape[1:3], strict=True
+        )
+    ]
+    return jax.lax.conv_general_dilated(
+        y, flipped, (1, 1), transposed_pads, lhs_dilation=tuple(strides), dimension_numbers=_DIMENSIONS
+    )
+
+
+def _adjoint_zero_fwd(y, kernel, input_hw, strides, pads):
+    return _adjoint_zero(y, kernel, input_hw, strides, pads), (y, kernel)
+
+
+def _adjoint_zero_bwd(input_hw, strides, pads, residuals, g):
+    # <K^T y, g> = <y, K g>: the adjoint of the adjoint is the convolution, and the
+    # kernel gradient is that of the convolution applied to g with output gradient y.
+    y, kernel = residuals
+    dy = _conv_zero(g, kernel, strides, pads)
+    return dy, _kernel_gradient(g, y, strides, pads, kernel.shape[:2]).astype(kernel.dtype)
+
+
+_adjoint_zero.defvjp(_adjoint_zero_fwd, _adjoint_zero_bwd)
+
+
 def conv(
     x: jax.Array,
     kernel: jax.Array,
@@ -47,17 +130,25 @@ def conv(
     operator exactly diagonalisable by the 2-D DFT; the other paddings are zero paddings.
     """
     padding = normalize_padding(padding)
+    strides = tuple(int(s) for s in strides)
+    kernel = kernel.astype(x.dtype)
     if padding == "CIRCULAR":
-        pads = _circular_pads(kernel.shape[:2])
-        x = jnp.pad(x, ((0, 0), *pads, (0, 0)), mode="wrap")
-        padding = "VALID"
-    return jax.lax.conv_general_dilated(
-        x,
-        kernel.astype(x.dtype),
-        window_strides=tuple(strides),
-        padding=padding,
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-    )
+        x = jnp.pad(x, ((0, 0), *_circular_pads(kernel.shape[:2]), (0, 0)), mode="wrap")
+        padding = ((0, 0), (0, 0))
+    pads = _zero_pads(x.shape[1:3], kernel.shape[:2], strides, padding)
+    return _conv_zero(x, kernel, strides, pads)
+
+
+def _unwrap(z: jax.Array, axis: int, lo: int, hi: int, n: int) -> jax.Array:
+    """Adjoint of circular padding along ``axis``: folds the wrapped borders back."""
+    core = jax.lax.slice_in_dim(z, lo, lo + n, axis=axis)
+    if lo:
+        left = jax.lax.slice_in_dim(z, 0, lo, axis=axis)
+        core = core + jnp.pad(left, [(n - lo, 0) if a == axis else (0, 0) for a in range(z.ndim)])
+    if hi:
+        right = jax.lax.slice_in_dim(z, lo + n, lo + n + hi, axis=axis)
+        core = core + jnp.pad(right, [(0, n - hi) if a == axis else (0, 0) for a in range(z.ndim)])
+    return core
 
 
 def conv_transpose(
@@ -69,11 +160,17 @@ def conv_transpose(
 ) -> jax.Array:
     """Adjoint ``K^T y`` of :func:`conv` for inputs of spatial shape ``input_shape`` (H, W, C).
 
-    Computed with :func:`jax.linear_transpose`, so it is the exact adjoint for
-    every padding and stride (a strided zero-padded convolution's adjoint is not
-    a plain transposed convolution in general).
+    The exact adjoint for every padding and stride (a strided zero-padded
+    convolution's adjoint is not a plain transposed convolution in general).
     """
-    batch = y.shape[0]
-    primal = jax.ShapeDtypeStruct((batch, *input_shape), y.dtype)
-    (x,) = jax.linear_transpose(lambda v: conv(v, kernel, strides, padding), primal)(y)
-    return x
+    padding = normalize_padding(padding)
+    strides = tuple(int(s) for s in strides)
+    kernel = kernel.astype(y.dtype)
+    h, w = int(input_shape[0]), int(input_shape[1])
+    if padding == "CIRCULAR":
+        wrap = _circular_pads(kernel.shape[:2])
+        full_hw = (h + sum(wrap[0]), w + sum(wrap[1]))
+        x = _adjoint_zero(y, kernel, full_hw, strides, ((0, 0), (0, 0)))
+        return _unwrap(_unwrap(x, 1, *wrap[0], h), 2, *wrap[1], w)
+    pads = _zero_pads((h, w), kernel.shape[:2], strides, padding)
+    return _adjoint_zero(y, kernel, (h, w), strides, pads)
