@@ -2,11 +2,11 @@
 
 f(x) = x - sum_{r=1}^{l} g_r(x) / 4^r with the hat g and g_r = g o ... o g,
 for l = 1..6, built by :func:`lipjax.bounds.hat_network` (3 ReLUs per hidden
-layer). Prints the exact L (piecewise-linear breakpoints), exact K, K*, K1,
-K3, K4 and the new K5 in the l1 norm (scalar input and output: l1 and l-inf
-differ only through the first and last matrices), next to the slides' values.
+layer, ``g(y) = 1 - R(2y - 1) - R(1 - 2y)`` by default: the slides'
+representation). Prints the exact L (piecewise-linear breakpoints), exact K,
+K*, K1, K3, K4 and the new K5, next to the slides' values.
 
-    python experiments/bounds_hat.py [--norm 1]
+    python experiments/bounds_hat.py [--norm inf] [--representation slides|ramp]
 """
 
 from __future__ import annotations
@@ -27,14 +27,15 @@ SLIDES = {  # l: (L, K*, K1, K2, K3, K4)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--norm", default="1")
+    parser.add_argument("--norm", default="inf")
+    parser.add_argument("--representation", default="slides", choices=["slides", "ramp"])
     args = parser.parse_args()
     p = B.parse_norm(args.norm)
     cols = ("L", "K", "K_star", "K1", "K3", "K4", "K5")
-    print(f"norm l{args.norm}; each cell: ours [slides]")
+    print(f"norm l{args.norm}, {args.representation} representation; each cell: ours [slides]")
     print(f"{'l':>2} " + "".join(f"{c:>22}" for c in cols))
     for depth in range(1, 7):
-        ws, bs = B.hat_network(depth)
+        ws, bs = B.hat_network(depth, args.representation)
         values = B.lipschitz_bounds(ws, p, max_patterns=2**18)
         values["L"] = B.exact_lipschitz_1d(ws, bs)
         slide = dict(zip(("L", "K_star", "K1", "K2", "K3", "K4"), SLIDES[depth], strict=True))

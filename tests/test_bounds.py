@@ -171,24 +171,54 @@ def test_diagonal_network(p):
     assert b["K"] <= b["K1"] * TOL <= b["K_star"] * TOL**2
 
 
-def test_hat_network_values():
+SLIDES_HAT_TABLE = {  # l: (K*, K1, K3, K4 = L) from the slides, l-inf norm; L = 2 - 2^-l
+    1: (3.0, 2.0, 2.0),
+    2: (9.0, 3.53125, 3.0),
+    3: (33.0, 6.92187, 4.0),
+    4: (129.0, 14.42877, 5.0),
+    5: (513.0, 30.75637, 6.0),
+    6: (2049.0, 66.00227, 7.0),
+}
+
+
+@pytest.mark.parametrize("representation", ["slides", "ramp"])
+def test_hat_network_values(representation):
     for depth in range(1, 7):
-        ws, bs = B.hat_network(depth)
+        ws, bs = B.hat_network(depth, representation)
         xs = np.linspace(0.0, 1.0, 2**depth + 1)
         f = np.array([B.jacobian_free_forward(B.validate_weights(ws), bs, [x])[0] for x in xs])
         np.testing.assert_allclose(f, xs**2, atol=1e-12)  # interpolates x^2 at k/2^l
         L = B.exact_lipschitz_1d(ws, bs)
         assert L == pytest.approx(2 - 2.0**-depth, rel=1e-12)
-        b = B.lipschitz_bounds(ws, 1, max_patterns=2**18)
-        assert b["K"] == pytest.approx(L, rel=1e-12)
-        assert b["K5"] == pytest.approx(b["K4"], rel=1e-12)  # scalar in and out
-        assert L <= b["K4"] * TOL <= min(b["K1"], b["K3"]) * TOL**2
-    # l = 1 reproduces the slides' first row exactly (l1 norm).
-    b = B.lipschitz_bounds(B.hat_network(1)[0], 1)
-    assert b == pytest.approx({"K_star": 3.0, "K": 1.5, "K1": 2.0, "K3": 2.0, "K4": 1.5, "K5": 1.5})
+        for norm in (1, np.inf):
+            b = B.lipschitz_bounds(ws, norm, max_patterns=2**18)
+            assert b["K"] == pytest.approx(L, rel=1e-12)
+            assert b["K5"] == pytest.approx(b["K4"], rel=1e-12)  # scalar in and out
+            assert L <= b["K4"] * TOL <= min(b["K1"], b["K3"]) * TOL**2
     # Lower bound returns the exact value for scalar input and output.
-    ws, bs = B.hat_network(4)
+    ws, bs = B.hat_network(4, representation)
     assert B.lipschitz_lower_bound(ws, 1, bs) == pytest.approx(1.9375)
+
+
+def test_hat_network_reproduces_the_slides_table():
+    """Every entry of the slides' "optimality of K4" table, in l-inf (slides round K1 to 5 decimals)."""
+    for depth, (k_star, k1, k3) in SLIDES_HAT_TABLE.items():
+        b = B.lipschitz_bounds(B.hat_network(depth)[0], np.inf, max_patterns=2**18)
+        L = 2 - 2.0**-depth
+        assert b["K_star"] == pytest.approx(k_star, rel=1e-12)
+        assert b["K1"] == pytest.approx(k1, abs=1e-5)
+        assert b["K3"] == pytest.approx(k3, rel=1e-12)
+        assert b["K4"] == pytest.approx(L, rel=1e-12) and b["K"] == pytest.approx(L, rel=1e-12)
+
+
+def test_ramp_representation_gives_a_looser_k4():
+    b = B.lipschitz_bounds(B.hat_network(2, "ramp")[0], 1)
+    assert b["K4"] == pytest.approx(2.125) and b["K"] == pytest.approx(1.75)
+    assert B.lipschitz_bounds(B.hat_network(1, "ramp")[0], 1) == pytest.approx(
+        {"K_star": 3.0, "K": 1.5, "K1": 2.0, "K3": 2.0, "K4": 1.5, "K5": 1.5}
+    )
+    with pytest.raises(ValueError, match="representation"):
+        B.hat_network(2, "sawtooth")
 
 
 def test_exact_1d_against_dense_sampling():
