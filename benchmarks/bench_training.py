@@ -97,7 +97,7 @@ def bench(cfg: dict, ds: data_lib.Dataset, steps: int, warmup: int = 2) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["mnist", "cifar10_cpl_s"], default=None)
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 40 / 5)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 40 / 3)")
     parser.add_argument("--cifar", default="../shared/data/cifar10-jpeg.tar.gz")
     args = parser.parse_args()
     if args.only in (None, "mnist"):
@@ -113,7 +113,7 @@ def main() -> None:
         else:
             ds = data_lib.load("cifar10", "train", source="synthetic", path="1024")
             src = "synthetic 32x32x3 images (CIFAR-10 tarball not found)"
-        out = bench(cfg, ds, args.steps or 5, warmup=1)
+        out = bench(cfg, ds, args.steps or 3, warmup=1)
         out["data"] = src
         print(json.dumps(out), flush=True)
 

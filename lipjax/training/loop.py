@@ -359,6 +359,7 @@ def train_and_evaluate(
                 grid,
                 curve,
                 marks=eps,
+                mark_values=res["certified_accuracy"],
                 title=f"{cfg['name']}: certified accuracy ({len(test)} test images)",
             )
         )
