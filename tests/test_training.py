@@ -92,8 +92,23 @@ def _restore(workdir):
 
 
 def test_loop_outputs_resume_is_exact_and_nan_stops(tmp_path):
-    cfg = dict(TINY, augment=True, crop_padding=2, flip=False, plot=True)
+    cfg = dict(
+        TINY,
+        augment=True,
+        crop_padding=2,
+        flip=False,
+        plot=True,
+        checkpoint_every_steps=2,
+        keep_checkpoints=2,
+    )
     full = train_and_evaluate(cfg, tmp_path / "full", log=quiet)
+    ckpt = Checkpointer(tmp_path / "full")
+    assert ckpt.all_steps() == [6, 8]  # saved every 2 steps, the last 2 kept
+    # A save interrupted mid-write stays in orbax's temporary folder: never the latest.
+    (ckpt.directory / "12.orbax-checkpoint-tmp-1234").mkdir()
+    (ckpt.directory / "12.orbax-checkpoint-tmp-1234" / "partial").write_text("x")
+    assert ckpt.latest_step() == 8
+    ckpt.close()
     assert 0.0 <= full["clean_accuracy"] <= 1.0 and len(full["certified_accuracy"]) == 3
     for name in ("metrics.jsonl", "metrics.csv", "certified_accuracy.png", "model.lipjax"):
         assert (tmp_path / "full" / name).exists(), name

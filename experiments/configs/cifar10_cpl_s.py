@@ -15,7 +15,8 @@ at eps = 36/255, 72/255, 108/255; 21.9 s per epoch on their GPU.
 
 Data: the CIFAR-10 JPEG tarball (`--set data_path=...` to point elsewhere; any
 `<split>/<class>/<file>` folder or tarball works, or `--set data_source=tfds`).
-JPEG re-encoding is lossy: expect numbers close to, not equal to, the paper's.
+JPEG re-encoding is lossy and the tarball holds 8,000 of the 10,000 test images:
+expect numbers close to, not equal to, the paper's.
 
 `cifar10_cpl_s:smoke` runs the same code path in seconds on synthetic
 images shaped like CIFAR10 (a tiny CPL, a few steps), for CI.

@@ -9,7 +9,9 @@ images embedded in the package, then exports the network, certifies it on the
 full 10,000-image MNIST test set, prints clean accuracy and certified accuracy
 at eps = 0.5, 1.0 and 1.58, and saves ``certified_accuracy.png``.
 
-Expected: see experiments/README_training.md for the measured numbers and time.
+Expected (measured, experiments/README_training.md): 97.91% clean accuracy;
+certified accuracy 93.41% / 81.56% / 48.77% at eps = 0.5 / 1.0 / 1.58 on the 10,000
+MNIST test images; 8 min 21 s for the whole command on 2 shared CPU cores.
 
 ``mnist:smoke`` runs the same code path in seconds for CI.
 """
