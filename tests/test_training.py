@@ -68,15 +68,6 @@ def test_configs_load_and_override():
         load_config("nope")
 
 
-def _params(workdir, cfg):
-    ckpt = Checkpointer(workdir)
-    from lipjax.commands.export import export_checkpoint  # noqa: F401  (import check)
-
-    record = ckpt.read_record()
-    ckpt.close()
-    return record
-
-
 def _restore(workdir):
     from lipjax.training import build_model, create_train_state, load_datasets, make_optimizer
 
