@@ -326,8 +326,10 @@ def _records(module: nn.Module, params, state, input_shape, path: str):
             )
             for i in range(module.depth)
         ]
-        kind, config, _ = records[0]
-        stacked = {k: np.stack([r[2][k] for r in records]) for k in records[0][2]}
+        kind, config, arrays = records[0]
+        if module.depth == 1:
+            return [_make_layer(kind, config, arrays, input_shape)]
+        stacked = {k: np.stack([r[2][k] for r in records]) for k in arrays}
         return [_make_layer(kind, config, stacked, input_shape, depth=module.depth)]
     kind, config, arrays = _record(module, params, state, input_shape, path)
     return [_make_layer(kind, config, arrays, input_shape)]

@@ -159,3 +159,12 @@ def test_summary_lists_layers(trained):
     model, variables, _ = trained
     text = export.export(model, variables, (8, 8, 1)).summary()
     assert "convex_potential_conv" in text and "network Lipschitz constant" in text
+
+
+def test_repeat_of_depth_one_exports():
+    model = L.Sequential([L.Repeat(L.ConvexPotentialDense(4), 1), L.Repeat(L.ConvexPotentialDense(4), 2)])
+    x = jax.random.normal(jax.random.key(0), (3, 5))
+    variables = model.init(jax.random.key(1), x)
+    exported = export.export(model, variables, (5,))
+    assert [l.depth for l in exported.layers] == [1, 2]
+    np.testing.assert_allclose(exported.apply(x), model.apply(variables, x), atol=1e-2)

@@ -200,7 +200,14 @@ def test_cli_train_export_certify(tmp_path, capsys):
     exported = str(tmp_path / "exported.lipjax")
     assert cli.main(["export", "--workdir", workdir, "--out", exported]) == 0
     assert "exported step" in capsys.readouterr().out
-    assert cli.main(["certify", "--model", exported, "--dataset", "mnist", "--limit", "128"]) == 0
+    report = tmp_path / "certify.json"
+    args = ["certify", exported, "--dataset", "mnist", "--limit", "128", "--json", str(report)]
+    assert cli.main(args) == 0
     out = capsys.readouterr().out
-    assert "certified accuracy at eps=1.58" in out
+    assert "clean" in out and "1.58" in out
+    result = json.loads(report.read_text())
+    assert result["examples"] == 128 and set(result["certified_accuracy"]) == {"0.5", "1", "1.58"}
+    assert all(0.0 <= v <= result["clean_accuracy"] for v in result["certified_accuracy"].values())
+    assert cli.main(args) == 1  # the JSON report is never overwritten
+    assert "not overwriting" in capsys.readouterr().err
     assert cli.main(["train", "--config", "nope", "--workdir", workdir]) == 2
