@@ -165,6 +165,9 @@ def test_repeat_of_depth_one_exports():
     model = L.Sequential([L.Repeat(L.ConvexPotentialDense(4), 1), L.Repeat(L.ConvexPotentialDense(4), 2)])
     x = jax.random.normal(jax.random.key(0), (3, 5))
     variables = model.init(jax.random.key(1), x)
+    converge = jax.jit(lambda v: model.apply(v, x, update_stats=True, mutable=[L.POWER_ITERATION])[1])
+    for _ in range(100):  # power iteration converges, so the Flax model matches the export
+        variables = {**variables, **converge(variables)}
     exported = export.export(model, variables, (5,))
     assert [l.depth for l in exported.layers] == [1, 2]
-    np.testing.assert_allclose(exported.apply(x), model.apply(variables, x), atol=1e-2)
+    np.testing.assert_allclose(exported.apply(x), model.apply(variables, x), atol=1e-4)
