@@ -4,7 +4,7 @@ Command (the README's main command; offline, no dataset download)::
 
     lipjax train --config mnist
 
-(workdir defaults to ``runs/mnist``). Trains on the 20,000 MNIST training
+(workdir defaults to ``runs/mnist``). Trains on the 30,000 MNIST training
 images embedded in the package, then exports the network, certifies it on the
 full 10,000-image MNIST test set, prints clean accuracy and certified accuracy
 at eps = 0.5, 1.0 and 1.58, and saves ``certified_accuracy.png``.
