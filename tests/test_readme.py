@@ -1,4 +1,4 @@
-"""The README's example runs as written."""
+"""The README's examples run as written."""
 
 import pathlib
 import re
@@ -6,9 +6,13 @@ import re
 
 def test_readme_example_runs(tmp_path, monkeypatch):
     readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
-    code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
-    code = code.replace("/tmp/cpl_mnist.npz", str(tmp_path / "cpl_mnist.npz"))
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(blocks) == 2
+    code = blocks[0].replace("/tmp/cpl_mnist.npz", str(tmp_path / "cpl_mnist.npz"))
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["exported"].lipschitz > 0
     assert namespace["radii"].shape == (16,)
+    namespace = {}
+    exec(compile(blocks[1], "README.md", "exec"), namespace)
+    assert namespace["weights"][0].shape == (10, 8)
