@@ -20,47 +20,8 @@ offline TFDS folder), or `--set data_source=npz --set data_path=cifar100.npz`.
 images shaped like CIFAR100 (a tiny CPL, a few steps), for CI.
 """
 
+from lipjax.training.config import cpl_cifar_recipe
+
 
 def get_config(arg: str = ""):
-    config = dict(
-        name="cifar100_cpl_l",
-        dataset="cifar100",
-        data_source="tfds",
-        model="cpl",
-        model_kwargs={"size": "L", "head": "lln", "mean": (0.5071, 0.4865, 0.4409), "std": (1.0, 1.0, 1.0)},
-        loss="multi_margin",
-        loss_kwargs={"margin": 0.7},
-        batch_size=256,
-        epochs=200,
-        learning_rate=1e-3,
-        schedule="triangular",
-        augment=True,
-        crop_padding=4,
-        flip=True,
-        eval_every_epochs=10,
-        checkpoint_every_steps=0,
-    )
-    if arg == "smoke":
-        config.update(
-            name="cifar100_cpl_l:smoke",
-            data_source="synthetic",
-            data_path=None,
-            model="cpl_network",
-            model_kwargs={
-                "conv_layers": 2,
-                "channels": 8,
-                "linear_layers": 2,
-                "features": 32,
-                "head": "lln",
-                "mean": (0.5071, 0.4865, 0.4409),
-                "std": (1.0, 1.0, 1.0),
-            },
-            batch_size=64,
-            epochs=1,
-            progress=False,
-            plot=False,
-            eval_every_epochs=0,
-        )
-    elif arg:
-        raise ValueError(f"unknown variant {arg!r} (use 'smoke')")
-    return config
+    return cpl_cifar_recipe("cifar100", "L", arg)

@@ -13,62 +13,18 @@ multiply the certified Lipschitz constant by 1/min(std), about 4).
 Expected (paper, Table 2, mean of 3 runs on a GPU): 78.5% clean, 64.4 / 48.0 / 33.0% certified
 at eps = 36/255, 72/255, 108/255; 163 s per epoch on their GPU.
 
-Data: the CIFAR-10 JPEG tarball (`--set data_path=...` to point elsewhere; any
-`<split>/<class>/<file>` folder or tarball works, or `--set data_source=tfds`).
-JPEG re-encoding is lossy and the tarball holds 8,000 of the 10,000 test images:
+Data: TFDS `cifar10` (`pip install 'lipjax[tfds]'`; `--set data_dir=...` for an
+offline TFDS folder), or the CIFAR-10 JPEG tarball / any `<split>/<class>/<file>`
+folder: `--set data_source=folder --set data_path=cifar10-jpeg.tar.gz`. JPEG
+re-encoding is lossy and that tarball holds 8,000 of the 10,000 test images:
 expect numbers close to, not equal to, the paper's.
 
 `cifar10_cpl_xl:smoke` runs the same code path in seconds on synthetic
 images shaped like CIFAR10 (a tiny CPL, a few steps), for CI.
 """
 
+from lipjax.training.config import cpl_cifar_recipe
+
 
 def get_config(arg: str = ""):
-    config = dict(
-        name="cifar10_cpl_xl",
-        dataset="cifar10",
-        data_source="folder",
-        data_path="../shared/data/cifar10-jpeg.tar.gz",
-        model="cpl",
-        model_kwargs={
-            "size": "XL",
-            "head": "truncate",
-            "mean": (0.4914, 0.4822, 0.4465),
-            "std": (1.0, 1.0, 1.0),
-        },
-        loss="multi_margin",
-        loss_kwargs={"margin": 0.7},
-        batch_size=256,
-        epochs=200,
-        learning_rate=1e-3,
-        schedule="triangular",
-        augment=True,
-        crop_padding=4,
-        flip=True,
-        eval_every_epochs=10,
-        checkpoint_every_steps=0,
-    )
-    if arg == "smoke":
-        config.update(
-            name="cifar10_cpl_xl:smoke",
-            data_source="synthetic",
-            data_path=None,
-            model="cpl_network",
-            model_kwargs={
-                "conv_layers": 2,
-                "channels": 8,
-                "linear_layers": 2,
-                "features": 32,
-                "head": "truncate",
-                "mean": (0.4914, 0.4822, 0.4465),
-                "std": (1.0, 1.0, 1.0),
-            },
-            batch_size=64,
-            epochs=1,
-            progress=False,
-            plot=False,
-            eval_every_epochs=0,
-        )
-    elif arg:
-        raise ValueError(f"unknown variant {arg!r} (use 'smoke')")
-    return config
+    return cpl_cifar_recipe("cifar10", "XL", arg)
