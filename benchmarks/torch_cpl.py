@@ -36,7 +36,8 @@ class ConvCPL(nn.Module):
                 self.u.copy_(u / u.norm())
         sigma = F.conv2d(self.u, self.weight, padding=1).norm()
         h = 2.0 / sigma**2
-        return x - h * F.conv_transpose2d(F.relu(F.conv2d(x, self.weight, self.bias, padding=1)), self.weight, padding=1)
+        activation = F.relu(F.conv2d(x, self.weight, self.bias, padding=1))
+        return x - h * F.conv_transpose2d(activation, self.weight, padding=1)
 
 
 class DenseCPL(nn.Module):
