@@ -131,6 +131,13 @@ def test_loop_outputs_resume_is_exact_and_nan_stops(tmp_path):
     assert ckpt.latest_step() == 8
     ckpt.close()
 
+    # A damaged checkpoint gives a clear error naming it, not an orbax traceback.
+    for path in (part / "checkpoints" / "8").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="checkpoint 8 .* is corrupt"):
+        train_and_evaluate(cfg, part, resume=True, log=quiet)
+
 
 SHARDING_SCRIPT = textwrap.dedent(
     """

@@ -58,10 +58,18 @@ class Checkpointer:
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _as_tree(template))
-        out = self.manager.restore(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()),
-        )
+        try:
+            out = self.manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()
+                ),
+            )
+        except Exception as err:  # orbax / tensorstore raise many types for damaged files
+            raise ValueError(
+                f"checkpoint {step} in {self.directory} is corrupt or does not match this "
+                f"config's model ({type(err).__name__}: {str(err)[:300]})"
+            ) from err
         tree = out["state"]
         state = template.replace(
             step=tree["step"],
