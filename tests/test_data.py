@@ -2,7 +2,10 @@
 
 import gzip
 import io
+import subprocess
+import sys
 import tarfile
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -183,8 +186,22 @@ def test_channel_stats_and_synthetic():
     assert a.image_shape == (32, 32, 3)
 
 
-def test_tfds_mock():
-    tfds = pytest.importorskip("tensorflow_datasets")
-    with tfds.testing.mock_data(num_examples=8):
-        ds = data.load("mnist", "train", source="tfds")
-    assert ds.images.shape == (8, 28, 28, 1) and ds.labels.shape == (8,)
+def test_dataset_constants_have_one_source():
+    """The models, the configs and the data registry share one definition of each constant."""
+    from lipjax import models
+    from lipjax.training import config
+
+    assert models.CIFAR10_STD is data.DATASETS["cifar10"].std == data.CIFAR10_STD
+    assert data.CIFAR10_STD == (0.2470, 0.2435, 0.2616)
+    assert models.CIFAR10_MEAN is data.DATASETS["cifar10"].mean
+    assert models.CIFAR100_MEAN is data.DATASETS["cifar100"].mean
+    assert models.CIFAR100_STD is data.DATASETS["cifar100"].std
+    assert models.MNIST_MEAN is data.DATASETS["mnist"].mean and models.MNIST_STD is data.DATASETS["mnist"].std
+    assert config.load_config("mnist")["model_kwargs"]["mean"] == data.MNIST_MEAN
+    assert config.load_config("cifar10_cpl_s")["model_kwargs"]["mean"] == data.CIFAR10_MEAN
+    assert config.load_config("cifar100_cpl_s")["model_kwargs"]["mean"] == data.CIFAR100_MEAN
+
+
+def test_core_package_does_not_import_tensorflow():
+    code = "import sys, lipjax.data, lipjax.models; assert 'tensorflow' not in sys.modules, 'tensorflow'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
