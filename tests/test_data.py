@@ -7,6 +7,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -41,7 +42,8 @@ def test_idx_roundtrip(tmp_path, gz):
     _write_idx(tmp_path / "t10k-images-idx3-ubyte", xt, gz)
     _write_idx(tmp_path / "t10k-labels-idx1-ubyte", yt, gz)
     ds = data.load("mnist", "train", path=tmp_path)
-    assert ds.images.shape == (5, 28, 28, 1) and ds.images.dtype == np.uint8
+    chex.assert_shape(ds.images, (5, 28, 28, 1))
+    assert ds.images.dtype == np.uint8
     np.testing.assert_array_equal(ds.images[..., 0], x)
     np.testing.assert_array_equal(ds.labels, y)
     test = data.load("mnist", "test", source="idx", path=tmp_path)
@@ -160,8 +162,8 @@ def test_augmentation_deterministic_and_shape_preserving():
     a = data.augment(jax.random.key(1), x)
     b = data.augment(jax.random.key(1), x)
     c = data.augment(jax.random.key(2), x)
-    assert a.shape == x.shape
-    np.testing.assert_array_equal(a, b)
+    chex.assert_equal_shape([a, x])
+    chex.assert_trees_all_equal(a, b)
     assert not np.array_equal(a, c)
     # Each output is a flipped or unflipped crop of the zero-padded input.
     padded = np.pad(np.asarray(x), ((0, 0), (4, 4), (4, 4), (0, 0)))
@@ -182,8 +184,8 @@ def test_channel_stats_and_synthetic():
     assert mean == pytest.approx((0.2,)) and std == pytest.approx((0.0,))
     a = data.load("cifar10", "train", source="synthetic")
     b = data.load("cifar10", "train", source="synthetic")
-    np.testing.assert_array_equal(a.images, b.images)
-    assert a.image_shape == (32, 32, 3)
+    chex.assert_trees_all_equal((a.images, a.labels), (b.images, b.labels))
+    chex.assert_shape(a.images, (512, 32, 32, 3))
 
 
 def test_dataset_constants_have_one_source():
