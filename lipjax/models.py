@@ -16,13 +16,7 @@ from dataclasses import dataclass
 import flax.linen as nn
 
 from lipjax import layers as L
-
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
-CIFAR100_STD = (0.2673, 0.2564, 0.2762)
-MNIST_MEAN = (0.1307,)
-MNIST_STD = (0.3081,)
+from lipjax.data.registry import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, MNIST_MEAN, MNIST_STD  # noqa: F401
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ MNIST test images; 5 min 47 s for the whole command on 2 shared CPU cores.
 ``mnist:smoke`` runs the same code path in seconds for CI.
 """
 
+from lipjax.data.registry import MNIST_MEAN
+
 
 def get_config(arg: str = ""):
     config = dict(
@@ -25,7 +27,7 @@ def get_config(arg: str = ""):
         model="cpl_mnist_dense",
         # 8 dense CPLs (1024 hidden units each) + LLN head; centring only (std 1), so the
         # input layer leaves the certified Lipschitz constant at 1.
-        model_kwargs={"depth": 8, "features": 1024, "head": "lln", "mean": (0.1307,), "std": (1.0,)},
+        model_kwargs={"depth": 8, "features": 1024, "head": "lln", "mean": MNIST_MEAN, "std": (1.0,)},
         # hinge on (f_y - f_j) / ||w_y - w_j||: the margins the LLN certificate uses.
         loss="lln_margin",
         loss_kwargs={"margin": 1.4},
@@ -39,7 +41,7 @@ def get_config(arg: str = ""):
     if arg == "smoke":
         config.update(
             name="mnist:smoke",
-            model_kwargs={"depth": 2, "features": 32, "head": "lln", "mean": (0.1307,), "std": (1.0,)},
+            model_kwargs={"depth": 2, "features": 32, "head": "lln", "mean": MNIST_MEAN, "std": (1.0,)},
             train_limit=1024,
             test_limit=512,
             batch_size=128,

@@ -16,6 +16,8 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from lipjax.data.registry import CIFAR10_MEAN, CIFAR100_MEAN
+
 DEFAULTS: dict[str, Any] = {
     "name": "",
     # data
@@ -148,7 +150,7 @@ def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return cfg
 
 
-CIFAR_MEANS = {"cifar10": (0.4914, 0.4822, 0.4465), "cifar100": (0.5071, 0.4865, 0.4409)}
+CIFAR_MEANS = {"cifar10": CIFAR10_MEAN, "cifar100": CIFAR100_MEAN}
 
 
 def cpl_cifar_recipe(dataset: str, size: str, variant: str = "") -> dict[str, Any]:
