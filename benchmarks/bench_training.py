@@ -6,7 +6,7 @@ Usage (from the repository root)::
     python benchmarks/bench_training.py --only mnist --steps 50
     python benchmarks/bench_training.py --only cifar10_cpl_s --cifar ../shared/data/cifar10-jpeg.tar.gz
 
-- ``mnist``: the default config (``experiments/configs/mnist.py``) on the
+- ``mnist``: the default config (``lipjax/configs/mnist.py``) on the
   embedded MNIST subset.
 - ``cifar10_cpl_s``: CPL-S (Table 1) with the paper's recipe (batch 256, crop and
   flip augmentation, margin 0.7) on CIFAR-10 images: the test split of the JPEG

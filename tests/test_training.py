@@ -20,7 +20,6 @@ from lipjax.training import (
     train_and_evaluate,
     triangular_schedule,
 )
-from lipjax.training.config import ConfigError, available_configs
 
 TINY = dict(
     dataset="mnist",
@@ -49,23 +48,6 @@ def test_triangular_schedule():
     np.testing.assert_allclose(
         values, [0, 5e-4, 1e-3, 0.5 * (1e-3 + 5e-5), 5e-5, 2.5e-5, 0], rtol=1e-5, atol=1e-9
     )
-
-
-def test_configs_load_and_override():
-    names = available_configs()
-    for name in ("mnist", "mnist_hkr_0v8", "cifar10_cpl_s", "cifar100_cpl_xl"):
-        assert name in names
-    for name in names:
-        cfg = load_config(name)
-        smoke = load_config(f"{name}:smoke")
-        assert smoke["epochs"] <= cfg["epochs"]
-    cfg = load_config("cifar100_cpl_m", ["epochs=3", "loss_kwargs.margin=1.5", "data_dir=/x"])
-    assert cfg["epochs"] == 3 and cfg["loss_kwargs"]["margin"] == 1.5 and cfg["data_dir"] == "/x"
-    assert cfg["model_kwargs"]["head"] == "lln" and cfg["batch_size"] == 256
-    with pytest.raises(ConfigError, match="unknown config key"):
-        load_config("mnist", ["epoch=3"])
-    with pytest.raises(ConfigError, match="unknown config"):
-        load_config("nope")
 
 
 def _restore(workdir):
