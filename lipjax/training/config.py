@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "schedule": "triangular",  # triangular (the paper's), constant, cosine
     "batch_size": 256,
     "epochs": 10,
+    "num_train_steps": None,  # stop after this many steps (the schedule still spans the epochs)
     "seed": 0,
     # evaluation / certification
     "eps": None,  # None: the dataset's standard eps values
@@ -55,7 +56,6 @@ DEFAULTS: dict[str, Any] = {
     "log_every_steps": 50,
     "progress": True,
     "plot": True,
-    "stop_at_step": None,  # stop (as if interrupted) after this step; for tests
 }
 
 
