@@ -256,9 +256,10 @@ def train_and_evaluate(
         experiment.model, jax.device_get(state).variables(), test, eps, cfg["eval_batch_size"], True
     )
     cert_time = time.perf_counter() - t_cert
+    final_step = int(jax.device_get(state.step))  # = last, unless resumed from beyond it
     results = {
         "config": cfg["name"],
-        "steps": last,
+        "steps": final_step,
         "test_images": len(test),
         "train_seconds": train_time,
         "time_to_first_step": time_first_step,
@@ -267,7 +268,7 @@ def train_and_evaluate(
         "train_images_per_second": (last - start) * batch_size / train_time if last > start else None,
     }
     results = final_report(cfg, workdir, res, results, log)
-    writer.write(last, "final", **{k: v for k, v in results.items() if k != "config"})
+    writer.write(final_step, "final", **{k: v for k, v in results.items() if k != "config"})
     return results
 
 
