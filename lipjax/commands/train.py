@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value (repeatable), e.g. --set epochs=5 --set loss_kwargs.margin=1.5",
+        help="override a config value (repeatable), e.g. --set epochs=5 --set loss_kwargs.margin=1.5; "
+        "--set num_train_steps=N stops after N steps (the schedule still spans the epochs)",
     )
     parser.add_argument("--workdir", default=None, help="output folder (default: runs/<config>)")
     parser.add_argument(
