@@ -6,7 +6,7 @@ Usage (from the repository root)::
     python benchmarks/bench_training.py --only mnist --steps 50
     python benchmarks/bench_training.py --only cifar10_cpl_s --cifar ../shared/data/cifar10-jpeg.tar.gz
 
-- ``mnist``: the default config (``experiments/configs/mnist.py``) on the
+- ``mnist``: the default config (``lipjax/configs/mnist.py``) on the
   embedded MNIST subset.
 - ``cifar10_cpl_s``: CPL-S (Table 1) with the paper's recipe (batch 256, crop and
   flip augmentation, margin 0.7) on CIFAR-10 images: the test split of the JPEG
@@ -29,41 +29,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 
 from lipjax import data as data_lib  # noqa: E402
-from lipjax.training import (  # noqa: E402
-    build_model,
-    create_train_state,
-    load_config,
-    make_mesh,
-    make_optimizer,
-    make_train_step,
-    shard_batch,
-)
-from lipjax.training.loop import head_fn_for  # noqa: E402
-from lipjax.training.steps import make_loss_fn, replicated  # noqa: E402
+from lipjax.training import experiment_for, load_config, make_mesh, shard_batch  # noqa: E402
+from lipjax.training.steps import replicated  # noqa: E402
 
 
 def bench(cfg: dict, ds: data_lib.Dataset, steps: int, warmup: int = 2) -> dict:
-    model = build_model(cfg, ds.num_classes)
+    """Times the config's own train step (built by ``experiment_for``, as in training) on ``ds``."""
+    experiment = experiment_for(cfg, ds)
     batch = cfg["batch_size"]
     total = steps + warmup + 1
-    tx = make_optimizer(cfg["optimizer"], cfg["learning_rate"], total, cfg["schedule"])
     mesh = make_mesh()
-    loss_fn = make_loss_fn(cfg["loss"], cfg["loss_kwargs"], head_fn_for(model))
     t0 = time.perf_counter()
-    state = create_train_state(model, tx, jax.random.key(0), jnp.zeros((1, *ds.image_shape)))
-    state = jax.device_put(state, replicated(mesh))
-    step = make_train_step(
-        model,
-        tx,
-        loss_fn,
-        mesh,
-        augment=cfg["augment"],
-        crop_padding=cfg["crop_padding"],
-        flip=cfg["flip"],
-    )
+    state = jax.device_put(experiment.init_state(), replicated(mesh))
+    step = experiment.train_step(mesh)
     batches = []
     epoch = 0
     while len(batches) < total:

@@ -26,13 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lipjax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in COMMANDS.items():
-        try:
-            module = _load(name)
-        except ModuleNotFoundError as err:
-            if err.name != f"lipjax.commands.{name}":
-                raise
-            continue
-        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        _load(name).add_arguments(sub.add_parser(name, help=help_text, description=help_text))
     return parser
 
 

@@ -66,23 +66,28 @@ def test_lln_radius_is_at_least_the_generic_one(rng):
 
 
 def test_lln_radius_is_sound_on_a_linear_model(rng):
-    """For f(x) = W x (W with unit rows, body = identity), the radius is the exact distance
-    to the nearest decision boundary; moving a bit beyond it flips the class."""
+    """For f(x) = W x (W with unit rows, body = identity), the radius is the exact distance to
+    the nearest decision boundary: no point strictly inside changes class, one just past it does."""
     head = rng.normal(size=(3, 2))
     head /= np.linalg.norm(head, axis=1, keepdims=True)
     x = rng.normal(size=(40, 2))
-    logits = (x @ head.T).astype(np.float32)
-    radii = np.asarray(certify.certified_radius(logits, 1.0, head=head))
-    pred = logits.argmax(1)
+    logits = x @ head.T
+    radii = np.asarray(certify.certified_radius(logits.astype(np.float32), 1.0, head=head))
+    angles = np.linspace(0.0, 2 * np.pi, 64, endpoint=False)
+    directions = np.stack([np.cos(angles), np.sin(angles)], axis=1)
     for i in range(40):
-        c = pred[i]
-        for j in range(3):
-            if j == c:
-                continue
-            normal = head[c] - head[j]
-            step = -(radii[i] * 1.001) * normal / np.linalg.norm(normal)
-            if np.isclose(radii[i], (logits[i, c] - logits[i, j]) / np.linalg.norm(normal), rtol=1e-4):
-                assert (x[i] + step) @ head[c] < (x[i] + step) @ head[j]  # class changed just past r
+        c = int(logits[i].argmax())
+        # distance to each boundary {f_c = f_j}, computed here from the geometry
+        dist = {
+            j: (logits[i, c] - logits[i, j]) / np.linalg.norm(head[c] - head[j]) for j in range(3) if j != c
+        }
+        nearest = min(dist, key=dist.get)
+        assert radii[i] == pytest.approx(dist[nearest], rel=1e-4, abs=1e-6)
+        normal = (head[c] - head[nearest]) / np.linalg.norm(head[c] - head[nearest])
+        past = x[i] - 1.001 * radii[i] * normal
+        assert past @ head[nearest] > past @ head[c]  # class changed just past r
+        inside = x[i] + 0.999 * radii[i] * directions
+        assert np.all((inside @ head.T).argmax(1) == c)  # unchanged everywhere inside r
 
 
 def test_binary_radius():
@@ -146,10 +151,20 @@ def test_bad_input(call, error, match):
         call()
 
 
-def test_all_label_permutations_small(rng):
-    """Exhaustive check on 3 classes: radius sign says whether the label is the strict argmax."""
-    logits = rng.normal(size=(20, 3)).astype(np.float32)
-    for labels in itertools.product(range(3), repeat=1):
-        lab = np.full(20, labels[0])
-        r = np.asarray(certify.certified_radius(logits, 1.0, labels=lab))
-        assert np.all((r > 0) == (logits.argmax(1) == lab))
+@pytest.mark.parametrize("with_head", [False, True])
+def test_every_label_vector_small(rng, with_head):
+    """All 3^4 label vectors of 4 points and 3 classes: the radius with respect to a label is
+    positive exactly when that label is the strict argmax, and equals the brute-force one."""
+    head = rng.normal(size=(3, 5)) if with_head else None
+    logits = rng.normal(size=(4, 3)).astype(np.float32)
+    pred = logits.argmax(1)
+    seen = 0
+    for labels in itertools.product(range(3), repeat=4):
+        lab = np.array(labels)
+        r = np.asarray(certify.certified_radius(logits, 1.0, head=head, labels=lab))
+        np.testing.assert_array_equal(r > 0, pred == lab)
+        np.testing.assert_allclose(r, brute_radius(logits, 1.0, lab, head), rtol=1e-5, atol=1e-6)
+        acc = float(certify.certified_accuracy(logits, lab, 0.0, 1.0, head=head))
+        assert acc == pytest.approx(np.mean(pred == lab))
+        seen += 1
+    assert seen == 81

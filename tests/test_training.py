@@ -1,4 +1,4 @@
-"""Training: schedule, configs, loop outputs, exact resume, NaN stop, sharding, CLI."""
+"""Training: schedule, loop outputs, num_train_steps, exact resume, NaN stops, sharding, CLI."""
 
 import json
 import os
@@ -20,7 +20,6 @@ from lipjax.training import (
     train_and_evaluate,
     triangular_schedule,
 )
-from lipjax.training.config import ConfigError, available_configs
 
 TINY = dict(
     dataset="mnist",
@@ -51,92 +50,129 @@ def test_triangular_schedule():
     )
 
 
-def test_configs_load_and_override():
-    names = available_configs()
-    for name in ("mnist", "mnist_hkr_0v8", "cifar10_cpl_s", "cifar100_cpl_xl"):
-        assert name in names
-    for name in names:
-        cfg = load_config(name)
-        smoke = load_config(f"{name}:smoke")
-        assert smoke["epochs"] <= cfg["epochs"]
-    cfg = load_config("cifar100_cpl_m", ["epochs=3", "loss_kwargs.margin=1.5", "data_dir=/x"])
-    assert cfg["epochs"] == 3 and cfg["loss_kwargs"]["margin"] == 1.5 and cfg["data_dir"] == "/x"
-    assert cfg["model_kwargs"]["head"] == "lln" and cfg["batch_size"] == 256
-    with pytest.raises(ConfigError, match="unknown config key"):
-        load_config("mnist", ["epoch=3"])
-    with pytest.raises(ConfigError, match="unknown config"):
-        load_config("nope")
+FULL = dict(
+    TINY,
+    augment=True,
+    crop_padding=2,
+    flip=False,
+    plot=True,
+    checkpoint_every_steps=2,
+    keep_checkpoints=2,
+)
 
 
 def _restore(workdir):
-    from lipjax.training import build_model, create_train_state, load_datasets, make_optimizer
+    """The train state of the latest checkpoint of ``workdir``, through lipjax's own classes."""
+    from lipjax.training import experiment_for, load_datasets
 
     cfg = make_config(json.loads((workdir / "config.json").read_text()))
-    train, _ = load_datasets(cfg)
-    model = build_model(cfg, train.num_classes)
-    tx = make_optimizer("adam", 1e-3, 10)
-    template = create_train_state(model, tx, jax.random.key(0), np.zeros((1, 28, 28, 1), np.float32))
+    experiment = experiment_for(cfg, load_datasets(cfg)[0])
     ckpt = Checkpointer(workdir)
-    state, _ = ckpt.restore(template)
+    state, record = ckpt.restore(experiment.init_state())
     ckpt.close()
-    return jax.device_get(state)
+    return jax.device_get(state), record
 
 
-def test_loop_outputs_resume_is_exact_and_nan_stops(tmp_path):
-    cfg = dict(
-        TINY,
-        augment=True,
-        crop_padding=2,
-        flip=False,
-        plot=True,
-        checkpoint_every_steps=2,
-        keep_checkpoints=2,
-    )
-    full = train_and_evaluate(cfg, tmp_path / "full", log=quiet)
-    ckpt = Checkpointer(tmp_path / "full")
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("full")
+    return workdir, train_and_evaluate(FULL, workdir, log=quiet)
+
+
+@pytest.fixture(scope="module")
+def resumed_run(tmp_path_factory):
+    """FULL stopped by ``num_train_steps`` at step 3 (mid-epoch), then resumed to the end."""
+    workdir = tmp_path_factory.mktemp("part")
+    stopped = train_and_evaluate(dict(FULL, num_train_steps=3), workdir, log=quiet)
+    stopped_rows = _rows(workdir)
+    with pytest.raises(WorkdirError, match="--resume"):
+        train_and_evaluate(FULL, workdir, log=quiet)
+    resumed = train_and_evaluate(FULL, workdir, resume=True, log=quiet)
+    return workdir, stopped, stopped_rows, resumed
+
+
+def _rows(workdir):
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_checkpoints_every_n_steps_and_interrupted_saves_ignored(full_run):
+    workdir, _ = full_run
+    ckpt = Checkpointer(workdir)
     assert ckpt.all_steps() == [6, 8]  # saved every 2 steps, the last 2 kept
     # A save interrupted mid-write stays in orbax's temporary folder: never the latest.
     (ckpt.directory / "12.orbax-checkpoint-tmp-1234").mkdir()
     (ckpt.directory / "12.orbax-checkpoint-tmp-1234" / "partial").write_text("x")
     assert ckpt.latest_step() == 8
     ckpt.close()
-    assert 0.0 <= full["clean_accuracy"] <= 1.0 and len(full["certified_accuracy"]) == 3
-    for name in ("metrics.jsonl", "metrics.csv", "certified_accuracy.png", "model.lipjax"):
-        assert (tmp_path / "full" / name).exists(), name
-    rows = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
-    assert rows[-1]["kind"] == "final" and rows[-1]["step"] == 8
 
-    # Interrupted mid-epoch (step 3 of 8), then resumed: bit-identical parameters.
-    part = tmp_path / "part"
-    assert train_and_evaluate(dict(cfg, stop_at_step=3), part, log=quiet) == {"stopped_at": 3}
-    with pytest.raises(WorkdirError, match="--resume"):
-        train_and_evaluate(cfg, part, log=quiet)
-    resumed = train_and_evaluate(cfg, part, resume=True, log=quiet)
-    a, b = _restore(tmp_path / "full"), _restore(part)
-    assert int(a.step) == int(b.step) == 8
-    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
-        np.testing.assert_array_equal(x, y)
-    for x, y in zip(jax.tree.leaves(a.power_iteration), jax.tree.leaves(b.power_iteration), strict=True):
+
+def test_run_writes_its_outputs(full_run):
+    workdir, full = full_run
+    assert 0.0 <= full["clean_accuracy"] <= 1.0 and len(full["certified_accuracy"]) == 3
+    for name in ("metrics.jsonl", "metrics.csv", "certified_accuracy.png", "model.lipjax", "results.json"):
+        assert (workdir / name).exists(), name
+    rows = _rows(workdir)
+    assert [r["step"] for r in rows] == [2, 4, 6, 8, 8]
+    assert rows[-1]["kind"] == "final" and rows[-1]["body_lipschitz"] == full["body_lipschitz"]
+    assert json.loads((workdir / "results.json").read_text())["steps"] == 8
+
+
+def test_logged_learning_rate_is_the_schedule_at_the_step(full_run):
+    workdir, _ = full_run
+    rows = [r for r in _rows(workdir) if r["kind"] == "train"]
+    schedule = triangular_schedule(make_config(FULL)["learning_rate"], 8)
+    # the rate of the update that produced step s is the schedule at optimizer count s - 1
+    np.testing.assert_allclose([r["lr"] for r in rows], [float(schedule(r["step"] - 1)) for r in rows])
+    assert rows[0]["lr"] > 0
+
+
+def test_num_train_steps_stops_early_keeping_the_schedule(resumed_run):
+    workdir, stopped, stopped_rows, _ = resumed_run
+    assert stopped["steps"] == 3 and 0.0 <= stopped["clean_accuracy"] <= 1.0
+    assert [(r["step"], r["kind"]) for r in stopped_rows] == [(2, "train"), (3, "train"), (3, "final")]
+    # the schedule spans the 2 configured epochs (8 steps), not the 3 steps run
+    assert stopped_rows[1]["lr"] == pytest.approx(float(triangular_schedule(1e-3, 8)(2)))
+    with pytest.raises(ValueError, match="num_train_steps=9 must lie in"):
+        train_and_evaluate(dict(FULL, num_train_steps=9), workdir / "bad", log=quiet)
+
+
+def test_resume_is_bit_exact(full_run, resumed_run):
+    (full_dir, full), (part, _, _, resumed) = full_run, resumed_run
+    (a, record_a), (b, record_b) = _restore(full_dir), _restore(part)
+    assert int(a.step) == int(b.step) == 8 and record_a["step"] == record_b["step"] == 8
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):  # params, power it., Adam
         np.testing.assert_array_equal(x, y)
     assert resumed["clean_accuracy"] == full["clean_accuracy"]
-    resumed_rows = (part / "metrics.jsonl").read_text().splitlines()
-    # The interrupted run logged its partial window at step 3; the rest is identical.
-    assert [json.loads(r)["step"] for r in resumed_rows] == [2, 3, 4, 6, 8, 8]
-    assert [r["step"] for r in rows] == [2, 4, 6, 8, 8]
+    # The interrupted run's partial window at step 3 stays; its "final" row does not.
+    assert [r["step"] for r in _rows(part)] == [2, 3, 4, 6, 8, 8]
 
-    # A NaN learning rate makes the loss non-finite: clear error, last good checkpoint kept.
-    with pytest.raises(NonFiniteLossError, match="last good checkpoint is step 8"):
-        train_and_evaluate(dict(cfg, epochs=4, learning_rate=float("nan")), part, resume=True, log=quiet)
-    ckpt = Checkpointer(part)
-    assert ckpt.latest_step() == 8
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    train_and_evaluate(dict(TINY, num_train_steps=2), tmp_path, log=quiet)
+    message = "non-finite grad_norm, loss .* last good checkpoint is step 2"
+    with pytest.raises(NonFiniteLossError, match=message):
+        train_and_evaluate(dict(TINY, epochs=4, learning_rate=float("nan")), tmp_path, resume=True, log=quiet)
+    ckpt = Checkpointer(tmp_path)
+    assert ckpt.latest_step() == 2
     ckpt.close()
 
-    # A damaged checkpoint gives a clear error naming it, not an orbax traceback.
-    for path in (part / "checkpoints" / "8").rglob("*"):
+
+def test_nan_parameters_are_reported_as_the_parameter_norm(tmp_path):
+    # Step 1's loss and gradient are finite; its update makes every parameter NaN.
+    cfg = dict(TINY, learning_rate=float("nan"), checkpoint_every_steps=1, log_every_steps=100)
+    with pytest.raises(NonFiniteLossError) as err:
+        train_and_evaluate(cfg, tmp_path, log=quiet)
+    assert "non-finite param_norm (nan) at step 1" in str(err.value)
+    assert "grad_norm" not in str(err.value) and "no checkpoint was saved" in str(err.value)
+
+
+def test_damaged_checkpoint_is_a_clear_error(tmp_path):
+    train_and_evaluate(dict(TINY, num_train_steps=2), tmp_path, log=quiet)
+    for path in (tmp_path / "checkpoints" / "2").rglob("*"):
         if path.is_file():
             path.write_bytes(b"garbage")
-    with pytest.raises(ValueError, match="checkpoint 8 .* is corrupt"):
-        train_and_evaluate(cfg, part, resume=True, log=quiet)
+    with pytest.raises(ValueError, match="checkpoint 2 .* is corrupt"):
+        train_and_evaluate(TINY, tmp_path, resume=True, log=quiet)
 
 
 SHARDING_SCRIPT = textwrap.dedent(
@@ -146,19 +182,20 @@ SHARDING_SCRIPT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np
     assert jax.device_count() == 4, jax.devices()
     from lipjax import data, models
-    from lipjax.training import create_train_state, make_optimizer, make_train_step, make_mesh
-    from lipjax.training.steps import make_loss_fn, shard_batch, replicated
+    from lipjax.training import experiment_for, make_config, make_mesh
+    from lipjax.training.steps import shard_batch, replicated
 
     ds = data.load("mnist", "train").take(256)
-    model = models.cpl_mnist_dense(depth=2, features=32)
-    tx = make_optimizer("adam", 1e-3, 4)
-    loss = make_loss_fn("multi_margin", {"margin": 1.0})
+    cfg = make_config(
+        model_kwargs={"depth": 2, "features": 32}, loss_kwargs={"margin": 1.0}, batch_size=64,
+        epochs=1, augment=True, crop_padding=2,
+    )
+    experiment = experiment_for(cfg, ds)
     out = []
     for devices in (jax.devices()[:1], jax.devices()):
         mesh = make_mesh(devices)
-        state = create_train_state(model, tx, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
-        state = jax.device_put(state, replicated(mesh))
-        step = make_train_step(model, tx, loss, mesh, seed=0, augment=True, crop_padding=2)
+        state = jax.device_put(experiment.init_state(), replicated(mesh))
+        step = experiment.train_step(mesh)
         for x, y in data.batches(ds, 64, seed=0, epoch=0):
             x, y = shard_batch(mesh, x, y)
             state, metrics = step(state, x, y)
@@ -189,11 +226,21 @@ def test_sharded_step_matches_single_device():
     assert "WORST" in proc.stdout
 
 
-@pytest.mark.parametrize("name", ["mnist", "mnist_hkr_0v8", "cifar10_cpl_s", "cifar100_cpl_s"])
-def test_smoke_configs_run(tmp_path, name):
-    results = train_and_evaluate(load_config(f"{name}:smoke"), tmp_path, log=quiet)
+@pytest.mark.parametrize(
+    "name, statement",
+    [
+        ("mnist", "of the body L = 1.000"),  # LLN head: the body's constant and the pairwise formula
+        ("mnist_hkr_0v8", "(radius r = |f| / L)"),  # one logit
+        ("cifar10_cpl_s", "(radius r = (f_y - max_j f_j) / (sqrt(2) L))"),  # truncation head
+        ("cifar100_cpl_s", "the normalized head enters through the pairwise formula"),
+    ],
+)
+def test_smoke_configs_run(tmp_path, name, statement):
+    lines = []
+    results = train_and_evaluate(load_config(f"{name}:smoke"), tmp_path, log=lines.append)
     assert np.isfinite(results["clean_accuracy"])
     assert all(0.0 <= c <= results["clean_accuracy"] for c in results["certified_accuracy"])
+    assert any(statement in line for line in lines), lines
 
 
 def test_cli_train_export_certify(tmp_path, capsys):
@@ -202,16 +249,20 @@ def test_cli_train_export_certify(tmp_path, capsys):
     assert cli.main(["train", "--config", "mnist:smoke", "--workdir", workdir, *sets]) == 0
     out = capsys.readouterr().out
     assert "clean accuracy" in out and "eps=1.58" in out
+    # the body is 1-Lipschitz; the LLN head's constant is not what certifies the network
+    assert "certified Lipschitz constant of the body L = 1.000" in out
+    assert "min_j (f_y - f_j) / (L ||w_y - w_j||)" in out
     assert cli.main(["train", "--config", "mnist:smoke", "--workdir", workdir, *sets]) == 1
     assert "--resume" in capsys.readouterr().err
     exported = str(tmp_path / "exported.lipjax")
     assert cli.main(["export", "--workdir", workdir, "--out", exported]) == 0
-    assert "exported step" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "exported step" in out and "of the body L = 1.000" in out
     report = tmp_path / "certify.json"
     args = ["certify", exported, "--dataset", "mnist", "--limit", "128", "--json", str(report)]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
-    assert "clean" in out and "1.58" in out
+    assert "clean" in out and "1.58" in out and "of the body L = 1.000" in out
     result = json.loads(report.read_text())
     assert result["examples"] == 128 and set(result["certified_accuracy"]) == {"0.5", "1", "1.58"}
     assert all(0.0 <= v <= result["clean_accuracy"] for v in result["certified_accuracy"].values())

@@ -70,12 +70,8 @@ def load_npz(path: str) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
             if m:
                 dense.setdefault(m.group(1), {})[m.group(2)] = data[k]
         if dense:
-            weights = bounds.weights_from_dense_params(dense)
-            names = sorted(dense, key=lambda n: int(re.sub(r"\D", "", n) or -1))
-            biases = None
-            if all("bias" in dense[n] for n in names):
-                biases = [dense[n]["bias"] for n in names]
-            return weights, biases
+            # one ordering of the layers for weights and biases: bounds.dense_layers
+            return bounds.weights_from_dense_params(dense), bounds.biases_from_dense_params(dense)
         raise ValueError(
             f"{path} has no weight keys: expected W0, W1, ... (out x in) or "
             f"params/Dense_0/kernel, ...; found {keys[:10]}"

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     from lipjax import data as data_lib
     from lipjax import export as export_lib
+    from lipjax.commands.report import lipschitz_statement
 
     path = args.export or args.model or (str(Path(args.workdir) / "model.lipjax") if args.workdir else None)
     if path is None:
@@ -74,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     clean = float(np.mean(pred == ds.labels))
     cert = np.asarray(exported.certified_accuracy(x, ds.labels, eps, batch_size=args.batch_size))
     cert = np.atleast_1d(cert)
-    print(f"model: {path} (certified Lipschitz constant {exported.lipschitz:.4f})")
+    print(f"model: {path}")
+    print(lipschitz_statement(exported))
     print(f"data: {len(ds)} {args.dataset} {args.split} images")
     print(f"{'eps':>10}  {'accuracy':>9}")
     print(f"{'clean':>10}  {100 * clean:8.2f}%")

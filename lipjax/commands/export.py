@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -16,41 +15,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def export_checkpoint(workdir: str | Path, step: int | None = None):
-    """Rebuilds the model of a work directory and exports a checkpoint of it."""
-    import jax
-    import jax.numpy as jnp
+    """Exports a checkpoint of a training work directory, from the checkpoint alone.
 
+    The checkpoint's record names the config, input shape and classes; only the
+    model variables are read: no dataset, no optimizer state.
+
+    Returns:
+      ``(exported, step)``.
+    """
     from lipjax import export as export_lib
-    from lipjax.training import (
-        Checkpointer,
-        build_model,
-        create_train_state,
-        load_datasets,
-        make_config,
-        make_optimizer,
-    )
+    from lipjax.training import Checkpointer, make_config, model_template
 
-    workdir = Path(workdir)
-    config_path = workdir / "config.json"
-    if not config_path.exists():
-        raise FileNotFoundError(f"{config_path} not found: is {workdir} a training work directory?")
-    cfg = make_config(json.loads(config_path.read_text()))
-    train, _ = load_datasets(cfg)
-    model = build_model(cfg, train.num_classes)
-    steps = max(len(train) // cfg["batch_size"], 1) * cfg["epochs"]
-    tx = make_optimizer(cfg["optimizer"], cfg["learning_rate"], steps, cfg["schedule"])
-    sample = jnp.zeros((1, *train.image_shape), jnp.float32)
-    template = create_train_state(model, tx, jax.random.key(0), sample)
-    ckpt = Checkpointer(workdir, cfg["keep_checkpoints"])
+    directory = Path(workdir) / "checkpoints"
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} not found: is {workdir} a training work directory?")
+    ckpt = Checkpointer(workdir)
     try:
-        state, _ = ckpt.restore(template, step)
+        step = ckpt.latest_step() if step is None else step
+        record = ckpt.read_record(step)
+        missing = [k for k in ("config", "image_shape", "num_classes") if k not in record]
+        if missing:
+            raise ValueError(
+                f"checkpoint {step} in {directory} lacks {missing} in its record: it was written by "
+                "an older lipjax; retrain, or export from the training code"
+            )
+        cfg = make_config(record["config"])
+        image_shape = tuple(record["image_shape"])
+        model, abstract = model_template(cfg, image_shape, record["num_classes"])
+        variables, _ = ckpt.restore_variables(abstract, step)
     finally:
         ckpt.close()
-    return export_lib.export(model, state.variables(), train.image_shape), int(state.step)
+    return export_lib.export(model, variables, image_shape), int(step)
 
 
 def run(args: argparse.Namespace) -> int:
     from lipjax import export as export_lib
+    from lipjax.commands.report import lipschitz_statement
 
     try:
         exported, step = export_checkpoint(args.workdir, args.step)
@@ -64,5 +64,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"lipjax export: error: {err}", file=sys.stderr)
         return 1
     print(exported.summary())
+    print(lipschitz_statement(exported))
     print(f"exported step {step} to {out}")
     return 0

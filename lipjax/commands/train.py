@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         required=True,
-        help="config name in experiments/configs (e.g. mnist, mnist:smoke, cifar10_cpl_s) "
-        "or a path to a config .py file",
+        help="a config shipped with lipjax (e.g. mnist, mnist:smoke, cifar10_cpl_s) or a path "
+        "to your own config .py file (path/to/my_config.py[:ARG])",
     )
     parser.add_argument(
         "--set",
@@ -19,12 +20,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value (repeatable), e.g. --set epochs=5 --set loss_kwargs.margin=1.5",
+        help="override a config value (repeatable), e.g. --set epochs=5 --set loss_kwargs.margin=1.5; "
+        "--set num_train_steps=N stops after N steps (the schedule still spans the epochs)",
     )
     parser.add_argument("--workdir", default=None, help="output folder (default: runs/<config>)")
     parser.add_argument(
         "--resume", action="store_true", help="continue from the latest checkpoint in --workdir"
     )
+
+
+def default_workdir(spec: str) -> str:
+    """``runs/<config name>[_<arg>]``; a config file is named by its stem."""
+    name, _, arg = spec.partition(":")
+    stem = Path(name).stem if name.endswith(".py") else name
+    return str(Path("runs") / (f"{stem}_{arg}" if arg else stem))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"lipjax train: {err}", file=sys.stderr)
         return 2
-    workdir = args.workdir or f"runs/{args.config.replace(':', '_')}"
+    workdir = args.workdir or default_workdir(args.config)
     try:
         train_and_evaluate(config, workdir, resume=args.resume)
     except (NonFiniteLossError, WorkdirError, FileNotFoundError, ValueError) as err:

@@ -1,12 +1,13 @@
-"""Training: train state, sharded jit steps, loop, orbax checkpoints, metrics, plots."""
+"""Training: experiments from configs, train state, sharded jit steps, loop, orbax checkpoints, metrics."""
 
 from lipjax.training.checkpoints import Checkpointer
 from lipjax.training.config import DEFAULTS, apply_overrides, load_config, make_config
+from lipjax.training.evaluation import export_and_certify
+from lipjax.training.experiment import Experiment, build_experiment, build_model, model_template
 from lipjax.training.loop import (
     NonFiniteLossError,
     WorkdirError,
-    build_model,
-    export_and_certify,
+    experiment_for,
     load_datasets,
     train_and_evaluate,
 )
@@ -23,12 +24,15 @@ __all__ = [
     "DEFAULTS",
     "POWER_ITERATION",
     "Checkpointer",
+    "Experiment",
     "NonFiniteLossError",
     "TrainState",
     "WorkdirError",
     "apply_overrides",
+    "build_experiment",
     "build_model",
     "create_train_state",
+    "experiment_for",
     "export_and_certify",
     "load_config",
     "load_datasets",
@@ -36,6 +40,7 @@ __all__ = [
     "make_mesh",
     "make_optimizer",
     "make_train_step",
+    "model_template",
     "shard_batch",
     "train_and_evaluate",
     "triangular_schedule",

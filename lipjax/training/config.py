@@ -1,9 +1,10 @@
-"""Training configs: plain dicts, loaded from ``experiments/configs/<name>.py``.
+"""Training configs: plain dicts, loaded from ``lipjax/configs/<name>.py`` or a user's file.
 
 A config file defines ``get_config(arg: str = "")`` returning a dict whose keys
 are a subset of :data:`DEFAULTS`. ``--config NAME:ARG`` passes ``ARG`` (e.g.
-``smoke``) to ``get_config``. ``--set key=value`` overrides a key; dotted keys
-reach into nested dicts (``--set loss_kwargs.margin=1.5``); values are parsed
+``smoke``) to ``get_config``; ``NAME`` is a config shipped in the package
+(found from any working directory) or a path to a ``.py`` file. ``--set key=value``
+overrides a key; dotted keys reach into nested dicts (``--set loss_kwargs.margin=1.5``); values are parsed
 as Python literals when they can be (``3``, ``1e-3``, ``(0, 8)``, ``None``),
 otherwise kept as strings.
 """
@@ -44,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "schedule": "triangular",  # triangular (the paper's), constant, cosine
     "batch_size": 256,
     "epochs": 10,
+    "num_train_steps": None,  # stop after this many steps (the schedule still spans the epochs)
     "seed": 0,
     # evaluation / certification
     "eps": None,  # None: the dataset's standard eps values
@@ -56,7 +58,6 @@ DEFAULTS: dict[str, Any] = {
     "log_every_steps": 50,
     "progress": True,
     "plot": True,
-    "stop_at_step": None,  # stop (as if interrupted) after this step; for tests
 }
 
 
@@ -64,45 +65,51 @@ class ConfigError(ValueError):
     """Unknown config name, key or bad override."""
 
 
-def config_dirs() -> list[Path]:
-    """Folders searched for ``<name>.py``: ./experiments/configs, then the repo's."""
-    here = Path.cwd() / "experiments" / "configs"
-    repo = Path(__file__).resolve().parents[2] / "experiments" / "configs"
-    return [here] if here == repo else [here, repo]
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 def available_configs() -> list[str]:
-    names = set()
-    for d in config_dirs():
-        if d.is_dir():
-            names.update(p.stem for p in d.glob("*.py") if not p.stem.startswith("_"))
-    return sorted(names)
+    """Names of the configs shipped in ``lipjax/configs``."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.py") if not p.stem.startswith("_"))
 
 
 def _find(name: str) -> Path:
-    p = Path(name)
-    if p.suffix == ".py" and p.is_file():
-        return p
-    for d in config_dirs():
-        if (d / f"{name}.py").is_file():
-            return d / f"{name}.py"
-    raise ConfigError(
-        f"unknown config {name!r}; available: {', '.join(available_configs()) or '(none found)'}"
-    )
+    if name.endswith(".py"):
+        path = Path(name)
+        if not path.is_file():
+            raise ConfigError(f"config file {name!r} not found (from {Path.cwd()})")
+        return path
+    path = CONFIG_DIR / f"{name}.py"
+    if name.startswith("_") or "/" in name or not path.is_file():
+        raise ConfigError(
+            f"unknown config {name!r}; available: {', '.join(available_configs())}, "
+            "or a path to your own config .py file"
+        )
+    return path
 
 
 def load_config(spec: str, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Loads ``NAME[:ARG]`` and applies ``key=value`` overrides over :data:`DEFAULTS`."""
+    """Loads ``NAME[:ARG]`` and applies ``key=value`` overrides over :data:`DEFAULTS`.
+
+    Raises:
+      ConfigError: unknown name or file, unknown variant ``ARG``, a file without
+        ``get_config``, an unknown key or a malformed override.
+    """
     name, _, arg = spec.partition(":")
     path = _find(name)
     module_spec = importlib.util.spec_from_file_location(f"lipjax_config_{path.stem}", path)
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise ConfigError(f"config {path} is not valid Python: {err}") from err
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path} defines no get_config()")
-    cfg = module.get_config(arg) if arg else module.get_config()
+    try:
+        cfg = module.get_config(arg) if arg else module.get_config()
+    except (ValueError, TypeError, KeyError) as err:  # e.g. an unknown variant
+        raise ConfigError(f"config {spec!r}: {err}") from err
     cfg = make_config(cfg)
-    cfg.setdefault("name", spec)
     if not cfg["name"]:
         cfg["name"] = spec
     return apply_overrides(cfg, overrides or [])

@@ -20,8 +20,9 @@ def _plain(value: Any) -> Any:
 class MetricsWriter:
     """Appends one JSON object per line; rewrites a CSV with every column seen.
 
-    On resume, rows logged after the restored step are dropped so the files
-    describe the run that actually continues.
+    On resume, rows logged after the restored step, and the ``final`` row of a run
+    stopped early by ``num_train_steps``, are dropped so the files describe the run
+    that actually continues.
     """
 
     def __init__(self, workdir: str | Path, resume_step: int | None = None):
@@ -32,7 +33,7 @@ class MetricsWriter:
             for line in self.jsonl.read_text().splitlines():
                 if line.strip():
                     row = json.loads(line)
-                    if row.get("step", 0) <= resume_step:
+                    if row.get("step", 0) <= resume_step and row.get("kind") != "final":
                         self.rows.append(row)
         self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
         self._write_csv()

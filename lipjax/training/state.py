@@ -9,10 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-try:  # the collection name is defined by the layers
-    from lipjax.layers import POWER_ITERATION
-except ImportError:  # pragma: no cover - before lipjax.layers exists
-    POWER_ITERATION = "power_iteration"
+from lipjax.layers import POWER_ITERATION
 
 
 @flax.struct.dataclass
@@ -73,16 +70,33 @@ def make_optimizer(
     schedule: str = "triangular",
     weight_decay: float = 0.0,
 ) -> optax.GradientTransformation:
-    """Adam (the paper's: lr 1e-3, no weight decay) or AdamW/SGD, with a schedule."""
+    """Adam (the paper's: lr 1e-3, no weight decay) or AdamW/SGD, with a named schedule.
+
+    Shorthand for :func:`optimizer_with_schedule` over
+    ``make_schedule(schedule, learning_rate, total_steps)``.
+    """
     lr = make_schedule(schedule, learning_rate, total_steps)
+    return optimizer_with_schedule(name, lr, weight_decay)
+
+
+def optimizer_with_schedule(
+    name: str, schedule: optax.Schedule, weight_decay: float = 0.0
+) -> optax.GradientTransformation:
+    """``adam`` (``adamw`` with weight decay) or ``sgd`` (momentum 0.9) driven by ``schedule``.
+
+    Args:
+      name: ``"adam"`` or ``"sgd"``.
+      schedule: learning rate as a function of the optimizer's step count.
+      weight_decay: decoupled weight decay (0: none).
+    """
     if name == "adam":
         if weight_decay:
-            return optax.adamw(lr, weight_decay=weight_decay)
-        return optax.adam(lr)
+            return optax.adamw(schedule, weight_decay=weight_decay)
+        return optax.adam(schedule)
     if name == "sgd":
         return optax.chain(
             optax.add_decayed_weights(weight_decay) if weight_decay else optax.identity(),
-            optax.sgd(lr, momentum=0.9),
+            optax.sgd(schedule, momentum=0.9),
         )
     raise ValueError(f"unknown optimizer {name!r}; use adam or sgd")
 

@@ -141,13 +141,3 @@ def make_train_step(
         out_shardings=(repl, repl),
         donate_argnums=(0,),
     )
-
-
-def make_eval_logits(model, mesh: Mesh):
-    """``logits(variables, images)`` without mutating anything (update_stats off)."""
-    repl, data = replicated(mesh), data_sharding(mesh)
-
-    def fn(variables, images):
-        return model.apply(variables, to_unit_float(images))
-
-    return jax.jit(fn, in_shardings=(repl, data), out_shardings=data)

@@ -11,7 +11,7 @@ at eps = 0.5, 1.0 and 1.58, and saves ``certified_accuracy.png``.
 
 Expected (measured, experiments/README_training.md): 97.97% clean accuracy;
 certified accuracy 93.59% / 81.97% / 50.10% at eps = 0.5 / 1.0 / 1.58 on the 10,000
-MNIST test images; 5 min 47 s for the whole command on 2 shared CPU cores.
+MNIST test images; 5 min 47 s for the whole command on 2 shared CPU cores (x86_64; the time varies by host).
 
 ``mnist:smoke`` runs the same code path in seconds for CI.
 """

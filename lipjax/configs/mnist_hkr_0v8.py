@@ -9,7 +9,7 @@ of MNIST, SpectralDense + GroupSort2 layers (256, 128, 64) and a FrobeniusDense
 single-logit head, loss HKR(alpha=10, min_margin=1); the
 certified radius of x is |f(x)| / L. Expected (measured: 5,836 training images of
 the embedded subset, 1,954 test images): 99.03% clean; certified 98.16 / 96.21 /
-92.02 / 85.52% at eps 0.5 / 1 / 1.58 / 2; 35 s on 2 CPU cores.
+92.02 / 85.52% at eps 0.5 / 1 / 1.58 / 2; 35 s on 2 CPU cores (varies by host).
 
 ``mnist_hkr_0v8:smoke`` runs a few steps on a few hundred images for CI.
 """
