@@ -139,16 +139,18 @@ def conv(
     return _conv_zero(x, kernel, strides, pads)
 
 
-def _unwrap(z: jax.Array, axis: int, lo: int, hi: int, n: int) -> jax.Array:
-    """Adjoint of circular padding along ``axis``: folds the wrapped borders back."""
-    core = jax.lax.slice_in_dim(z, lo, lo + n, axis=axis)
-    if lo:
-        left = jax.lax.slice_in_dim(z, 0, lo, axis=axis)
-        core = core + jnp.pad(left, [(n - lo, 0) if a == axis else (0, 0) for a in range(z.ndim)])
-    if hi:
-        right = jax.lax.slice_in_dim(z, lo + n, lo + n + hi, axis=axis)
-        core = core + jnp.pad(right, [(0, n - hi) if a == axis else (0, 0) for a in range(z.ndim)])
-    return core
+def _unwrap(z: jax.Array, axis: int, lo: int, n: int) -> jax.Array:
+    """Adjoint of circular padding along ``axis``: entry ``p`` of the padded axis is
+    pixel ``(p - lo) mod n``, so each entry is added back onto that pixel (any
+    number of periods, for kernels larger than the image)."""
+    length = z.shape[axis]
+    shift = -lo % n  # entry p moves to p + shift, a multiple of n ahead of its pixel
+    periods = -(-(length + shift) // n)
+    widths = [(0, 0)] * z.ndim
+    widths[axis] = (shift, periods * n - length - shift)
+    z = jnp.pad(z, widths)
+    folded = z.reshape(*z.shape[:axis], periods, n, *z.shape[axis + 1 :])
+    return folded.sum(axis=axis)
 
 
 def conv_transpose(
@@ -171,6 +173,6 @@ def conv_transpose(
         wrap = _circular_pads(kernel.shape[:2])
         full_hw = (h + sum(wrap[0]), w + sum(wrap[1]))
         x = _adjoint_zero(y, kernel, full_hw, strides, ((0, 0), (0, 0)))
-        return _unwrap(_unwrap(x, 1, *wrap[0], h), 2, *wrap[1], w)
+        return _unwrap(_unwrap(x, 1, wrap[0][0], h), 2, wrap[1][0], w)
     pads = _zero_pads((h, w), kernel.shape[:2], strides, padding)
     return _adjoint_zero(y, kernel, (h, w), strides, pads)
