@@ -31,6 +31,7 @@ import pytest
 from lipjax import export, ops
 from lipjax import layers as L
 from lipjax.ops import spectral_bounds
+from lipjax.ops.conv import conv_output_hw
 
 FAST_CASES = int(os.environ.get("LIPJAX_FUZZ_CASES", "40"))
 SLOW_CASES = 400
@@ -58,6 +59,19 @@ def random_config(rng: np.random.Generator, max_channels: int = 5) -> dict:
     }
 
 
+def random_kernel(rng: np.random.Generator, shape) -> np.ndarray:
+    """Gaussian, or (to reach the highest frequencies, where aliasing hides) a
+    Gaussian magnitude with checkerboard signs ``(-1)^(a + b)``, or all ones."""
+    kind = rng.integers(3)
+    kernel = rng.normal(size=shape)
+    if kind == 1:
+        a, b = np.indices(shape[:2])
+        kernel = np.abs(kernel) * ((-1.0) ** (a + b))[..., None, None]
+    elif kind == 2:
+        kernel = np.ones(shape)
+    return kernel.astype(np.float32)
+
+
 def exact_conv_matrix(kernel: np.ndarray, input_hw, strides, padding) -> np.ndarray:
     """``lipjax.ops.conv`` as a float64 array (input coordinate, H', W', C_out), from the identity basis."""
     cin = kernel.shape[2]
@@ -74,7 +88,9 @@ def exact_adjoint_matrix(kernel: np.ndarray, input_hw, output_hw, strides, paddi
     with jax.enable_x64(True):
         basis = jnp.eye(m, dtype=jnp.float64).reshape(m, *output_hw, cout)
         out = ops.conv_transpose(basis, jnp.asarray(kernel, jnp.float64), (*input_hw, cin), strides, padding)
-        return np.asarray(out, np.float64).reshape(m, input_hw[0] * input_hw[1] * cin)
+    if out.shape != (m, *input_hw, cin):
+        raise ValueError(f"conv_transpose returned shape {out.shape[1:]}, not the input's {(*input_hw, cin)}")
+    return np.asarray(out, np.float64).reshape(m, int(np.prod(out.shape[1:])))
 
 
 def is_exact_path(config: dict, explicit_limit: int) -> bool:
@@ -92,7 +108,7 @@ def _norm(matrix: np.ndarray) -> float:
 def check_conv_config(config: dict, rng: np.random.Generator) -> str | None:
     """Returns a description of the failure for this configuration, or None when sound."""
     kh, kw = config["kernel_hw"]
-    kernel = rng.normal(size=(kh, kw, config["cin"], config["cout"])).astype(np.float32)
+    kernel = random_kernel(rng, (kh, kw, config["cin"], config["cout"]))
     hw, strides, padding = config["input_hw"], config["strides"], config["padding"]
     try:
         image = exact_conv_matrix(kernel, hw, strides, padding)
@@ -177,11 +193,12 @@ def _layer(config: dict, rng: np.random.Generator):
     return "spectral_bjorck", L.SpectralConv(**common, bjorck_iters=5)
 
 
-def _all_active(variables):
-    """Bias +100 puts every ReLU of a CPL in its active part: the Jacobian is then
-    ``I - h K^T K``, the worst case, whose norm exceeds 1 exactly when ``h ||K||^2 > 2``."""
-    params = dict(variables["params"])
-    params["bias"] = jnp.full_like(params["bias"], 100.0)
+def _adversarial(variables, kernel: np.ndarray, all_active: bool):
+    """Sets the kernel; bias +100 puts every ReLU of a CPL in its active part, where
+    the Jacobian is ``I - h K^T K``, whose norm exceeds 1 exactly when ``h ||K||^2 > 2``."""
+    params = {**variables["params"], "kernel": jnp.asarray(kernel)}
+    if all_active:
+        params["bias"] = jnp.full_like(params["bias"], 100.0)
     return {**variables, "params": params}
 
 
@@ -190,15 +207,17 @@ def check_layer_config(config: dict, rng: np.random.Generator) -> str | None:
     name, module = _layer(config, rng)
     shape = (*config["input_hw"], config["cin"])
     x = jnp.asarray(rng.normal(size=(1, *shape)), jnp.float32)
+    kernel = random_kernel(rng, (*config["kernel_hw"], config["cin"], config["cout"]))
     try:
+        conv_output_hw(config["input_hw"], config["kernel_hw"], config["strides"], config["padding"])
+    except ValueError:  # no output pixel: the layer must refuse it clearly
+        return _expect_layer_refusal(module, x, name)
+    try:  # every other configuration can be bounded: a refusal is a finding too
         variables = module.init(jax.random.key(int(rng.integers(1 << 30))), x)
-        if name == "cpl":
-            variables = _all_active(variables)
+        variables = _adversarial(variables, kernel, all_active=name == "cpl")
         exported = export.export(module, variables, shape)
-    except ValueError:
-        return None  # a clear refusal at init or export: nothing is certified
-    except Exception as err:  # noqa: BLE001 - any other crash is a finding
-        return f"{name}: init or export crashed: {type(err).__name__}: {str(err)[:120]}"
+    except Exception as err:  # noqa: BLE001 - any crash is a finding
+        return f"{name}: init or export failed: {type(err).__name__}: {str(err)[:160]}"
     claimed = exported.lipschitz
     points = jnp.asarray(rng.normal(size=(2, *shape)), jnp.float32)
     jac = jax.vmap(jax.jacrev(lambda v: exported.apply(v[None])[0]))(points)
@@ -207,6 +226,14 @@ def check_layer_config(config: dict, rng: np.random.Generator) -> str | None:
     if exact > claimed * (1 + JACOBIAN_TOLERANCE):
         return f"{name}: exact Jacobian norm {exact:.6f} > certified {claimed:.6f}"
     return None
+
+
+def _expect_layer_refusal(module, x, name: str) -> str | None:
+    try:
+        module.init(jax.random.key(0), x)
+    except ValueError as err:
+        return None if "no output pixel" in str(err) else f"{name}: unclear refusal: {err}"
+    return f"{name}: a convolution without output pixels was accepted"
 
 
 def test_exported_conv_layers_fuzz():

@@ -52,6 +52,38 @@ def _zero_pads(input_hw, kernel_hw, strides, padding) -> tuple[tuple[int, int], 
     return tuple(tuple(p) for p in padding)
 
 
+def conv_output_hw(
+    input_hw: Sequence[int],
+    kernel_hw: Sequence[int],
+    strides: Sequence[int] = (1, 1),
+    padding: PaddingLike = "SAME",
+) -> tuple[int, int]:
+    """Output spatial size of :func:`conv`: ``ceil(n / s)`` for ``"CIRCULAR"`` and
+    ``"SAME"``, ``floor((n + lo + hi - k) / s) + 1`` for the other zero paddings.
+
+    Raises:
+      ValueError: non-positive sizes or strides, or a kernel larger than the padded
+        input (the convolution would have no output pixel: nothing to train or certify).
+    """
+    padding = normalize_padding(padding)
+    input_hw, kernel_hw, strides = (tuple(int(v) for v in a) for a in (input_hw, kernel_hw, strides))
+    if min(*input_hw, *kernel_hw) < 1 or len(strides) != 2 or min(strides) < 1:
+        raise ValueError(
+            f"conv needs positive sizes and strides; got input {input_hw}, "
+            f"kernel {kernel_hw}, strides {strides}"
+        )
+    if padding == "CIRCULAR":
+        return tuple(-(-n // s) for n, s in zip(input_hw, strides, strict=True))
+    pads = _zero_pads(input_hw, kernel_hw, strides, padding)
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(input_hw, pads, strict=True))
+    if padded[0] < kernel_hw[0] or padded[1] < kernel_hw[1]:
+        raise ValueError(
+            f"kernel {kernel_hw} is larger than the padded input {padded} (input {input_hw}, "
+            f"padding {padding}): the convolution has no output pixel"
+        )
+    return tuple((p - k) // s + 1 for p, k, s in zip(padded, kernel_hw, strides, strict=True))
+
+
 def _kernel_gradient(x, g, strides, pads, kernel_hw):
     """``dK[a, b, i, o] = sum_{n, j} x_pad[n, s j + (a, b), i] g[n, j, o]`` with plain layouts."""
     xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
@@ -131,6 +163,7 @@ def conv(
     """
     padding = normalize_padding(padding)
     strides = tuple(int(s) for s in strides)
+    conv_output_hw(x.shape[1:3], kernel.shape[:2], strides, padding)  # refuses an empty output
     kernel = kernel.astype(x.dtype)
     if padding == "CIRCULAR":
         x = jnp.pad(x, ((0, 0), *_circular_pads(kernel.shape[:2]), (0, 0)), mode="wrap")
@@ -169,6 +202,7 @@ def conv_transpose(
     strides = tuple(int(s) for s in strides)
     kernel = kernel.astype(y.dtype)
     h, w = int(input_shape[0]), int(input_shape[1])
+    conv_output_hw((h, w), kernel.shape[:2], strides, padding)  # refuses an empty output
     if padding == "CIRCULAR":
         wrap = _circular_pads(kernel.shape[:2])
         full_hw = (h + sum(wrap[0]), w + sum(wrap[1]))

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from lipjax.ops.conv import PaddingLike, normalize_padding
+from lipjax.ops.conv import PaddingLike, conv_output_hw, normalize_padding
 
 ROUNDING_SLACK = 1e-5
 EXPLICIT_LIMIT = 2048
@@ -206,7 +206,7 @@ def conv_spectral_norm_bound(
     * zero padding, larger inputs: the DFT norm of a circular convolution on a grid
       large enough that nothing wraps around (the padded size, rounded up to the
       stride), of which the operator is a sub-matrix; 0.1% above the exact value at
-      32 x 32 inputs. No output (kernel larger than the padded input): 0.
+      32 x 32 inputs.
 
     Args:
       kernel: HWIO kernel.
@@ -218,7 +218,9 @@ def conv_spectral_norm_bound(
       ``||K||_2 (1 + ROUNDING_SLACK)`` on the exact paths, an upper bound of it otherwise.
 
     Raises:
-      ValueError: non-finite kernel, wrong rank, non-positive sizes or strides.
+      ValueError: non-finite kernel, wrong rank, non-positive sizes or strides, or
+        a kernel larger than the padded input (no output pixel; :func:`lipjax.ops.conv`
+        refuses it too).
     """
     k = _as_float64(kernel, "kernel")
     if k.ndim != 4:
@@ -226,10 +228,9 @@ def conv_spectral_norm_bound(
     strides = tuple(int(s) for s in strides)
     padding = normalize_padding(padding)
     h, w = (int(v) for v in input_hw)
-    if len(strides) != 2 or min(strides) < 1:
-        raise ValueError(f"strides must be two positive ints; got {strides}")
-    if min(h, w, *k.shape) < 1:
-        raise ValueError(f"empty convolution: input {(h, w)}, kernel {k.shape}")
+    conv_output_hw((h, w), k.shape[:2], strides, padding)  # the same refusals as the op
+    if min(k.shape[2:]) < 1:
+        raise ValueError(f"conv kernel has no channels: shape {k.shape}")
     divides = h % strides[0] == 0 and w % strides[1] == 0
     if padding == "CIRCULAR" and divides:
         return with_rounding_slack(_strided_circular_dft_norm(fold_kernel(k, (h, w)), (h, w), strides))
@@ -240,7 +241,5 @@ def conv_spectral_norm_bound(
     kh, kw = k.shape[:2]
     pads = _conv_pads((h, w), (kh, kw), strides, padding)
     padded_hw = tuple(n + lo + hi for n, (lo, hi) in zip((h, w), pads, strict=True))
-    if padded_hw[0] < kh or padded_hw[1] < kw:
-        return 0.0
     grid = tuple(-(-n // s) * s for n, s in zip(padded_hw, strides, strict=True))
     return with_rounding_slack(_strided_circular_dft_norm(k, grid, strides))
