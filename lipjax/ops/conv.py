@@ -32,7 +32,9 @@ def normalize_padding(padding: PaddingLike) -> str | tuple[tuple[int, int], ...]
     return pads
 
 
-def _circular_pads(kernel_hw: Sequence[int]) -> tuple[tuple[int, int], ...]:
+def circular_pads(kernel_hw: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    """Periodic extension ``((k - 1) // 2, k // 2)`` per axis used by ``"CIRCULAR"``
+    (it may exceed the image: the image then repeats several times)."""
     return tuple(((k - 1) // 2, k // 2) for k in kernel_hw)
 
 
@@ -166,7 +168,7 @@ def conv(
     conv_output_hw(x.shape[1:3], kernel.shape[:2], strides, padding)  # refuses an empty output
     kernel = kernel.astype(x.dtype)
     if padding == "CIRCULAR":
-        x = jnp.pad(x, ((0, 0), *_circular_pads(kernel.shape[:2]), (0, 0)), mode="wrap")
+        x = jnp.pad(x, ((0, 0), *circular_pads(kernel.shape[:2]), (0, 0)), mode="wrap")
         padding = ((0, 0), (0, 0))
     pads = _zero_pads(x.shape[1:3], kernel.shape[:2], strides, padding)
     return _conv_zero(x, kernel, strides, pads)
@@ -204,7 +206,7 @@ def conv_transpose(
     h, w = int(input_shape[0]), int(input_shape[1])
     conv_output_hw((h, w), kernel.shape[:2], strides, padding)  # refuses an empty output
     if padding == "CIRCULAR":
-        wrap = _circular_pads(kernel.shape[:2])
+        wrap = circular_pads(kernel.shape[:2])
         full_hw = (h + sum(wrap[0]), w + sum(wrap[1]))
         x = _adjoint_zero(y, kernel, full_hw, strides, ((0, 0), (0, 0)))
         return _unwrap(_unwrap(x, 1, wrap[0][0], h), 2, wrap[1][0], w)

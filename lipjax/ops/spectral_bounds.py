@@ -40,7 +40,7 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from lipjax.ops.conv import PaddingLike, conv_output_hw, normalize_padding
+from lipjax.ops.conv import PaddingLike, circular_pads, conv_output_hw, normalize_padding
 
 ROUNDING_SLACK = 1e-5
 EXPLICIT_LIMIT = 2048
@@ -155,8 +155,7 @@ def explicit_conv_matrix(kernel, input_hw, strides=(1, 1), padding="SAME") -> np
     padding = normalize_padding(padding)
     basis = np.eye(n).reshape(n, h, w, cin)
     if padding == "CIRCULAR":
-        wrap = tuple(((kk - 1) // 2, kk // 2) for kk in (kh, kw))
-        xp = np.pad(basis, ((0, 0), *wrap, (0, 0)), mode="wrap")
+        xp = np.pad(basis, ((0, 0), *circular_pads((kh, kw)), (0, 0)), mode="wrap")
     else:
         pads = _conv_pads((h, w), (kh, kw), (sh, sw), padding)
         xp = np.pad(basis, ((0, 0), *pads, (0, 0)))
