@@ -314,3 +314,13 @@ def test_kernel_larger_than_padded_input_is_refused():
     ]:
         with pytest.raises(ValueError, match="no output pixel"):
             module.init(jax.random.key(0), jnp.zeros((1, 3, 3, 1)))
+
+
+def test_padding_that_hides_the_image_from_every_window_is_refused():
+    """Found by the fuzzer: the operator is identically 0, its bound 0, and export divided by it."""
+    config = {"kernel_hw": (7, 4), "input_hw": (4, 1), "strides": (1, 3), "padding": ((5, 1), (4, 0))}
+    with pytest.raises(ValueError, match="no output pixel sees the input"):
+        conv_output_hw(config["input_hw"], config["kernel_hw"], config["strides"], config["padding"])
+    module = L.SpectralConv(3, config["kernel_hw"], config["strides"], config["padding"])
+    with pytest.raises(ValueError, match="no output pixel sees the input"):
+        module.init(jax.random.key(0), jnp.zeros((1, *config["input_hw"], 3)))

@@ -64,8 +64,9 @@ def conv_output_hw(
     ``"SAME"``, ``floor((n + lo + hi - k) / s) + 1`` for the other zero paddings.
 
     Raises:
-      ValueError: non-positive sizes or strides, or a kernel larger than the padded
-        input (the convolution would have no output pixel: nothing to train or certify).
+      ValueError: non-positive sizes or strides, a kernel larger than the padded
+        input, or padding so wide that no output window reaches the image (the
+        convolution would be empty or identically 0: nothing to train or certify).
     """
     padding = normalize_padding(padding)
     input_hw, kernel_hw, strides = (tuple(int(v) for v in a) for a in (input_hw, kernel_hw, strides))
@@ -83,7 +84,16 @@ def conv_output_hw(
             f"kernel {kernel_hw} is larger than the padded input {padded} (input {input_hw}, "
             f"padding {padding}): the convolution has no output pixel"
         )
-    return tuple((p - k) // s + 1 for p, k, s in zip(padded, kernel_hw, strides, strict=True))
+    out = tuple((p - k) // s + 1 for p, k, s in zip(padded, kernel_hw, strides, strict=True))
+    for n, (lo, _), k, s, o in zip(input_hw, pads, kernel_hw, strides, out, strict=True):
+        first = max(0, lo - k + 1)  # window starts s j in [first, last] overlap the image
+        last = min(s * (o - 1), lo + n - 1)
+        if -(-first // s) * s > last:
+            raise ValueError(
+                f"no output pixel sees the input: with padding {padding}, strides {strides} and "
+                f"kernel {kernel_hw}, every window on input {input_hw} covers only padding"
+            )
+    return out
 
 
 def _kernel_gradient(x, g, strides, pads, kernel_hw):

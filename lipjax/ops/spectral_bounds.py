@@ -217,9 +217,9 @@ def conv_spectral_norm_bound(
       ``||K||_2 (1 + ROUNDING_SLACK)`` on the exact paths, an upper bound of it otherwise.
 
     Raises:
-      ValueError: non-finite kernel, wrong rank, non-positive sizes or strides, or
-        a kernel larger than the padded input (no output pixel; :func:`lipjax.ops.conv`
-        refuses it too).
+      ValueError: non-finite kernel, wrong rank, non-positive sizes or strides, a
+        kernel larger than the padded input, or no output window reaching the image
+        (:func:`lipjax.ops.conv` refuses these too; see ``conv_output_hw``).
     """
     k = _as_float64(kernel, "kernel")
     if k.ndim != 4:
