@@ -32,7 +32,9 @@ def normalize_padding(padding: PaddingLike) -> str | tuple[tuple[int, int], ...]
     return pads
 
 
-def _circular_pads(kernel_hw: Sequence[int]) -> tuple[tuple[int, int], ...]:
+def circular_pads(kernel_hw: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    """Periodic extension ``((k - 1) // 2, k // 2)`` per axis used by ``"CIRCULAR"``
+    (it may exceed the image: the image then repeats several times)."""
     return tuple(((k - 1) // 2, k // 2) for k in kernel_hw)
 
 
@@ -50,6 +52,48 @@ def _zero_pads(input_hw, kernel_hw, strides, padding) -> tuple[tuple[int, int], 
     if isinstance(padding, str):
         return tuple(jax.lax.padtype_to_pads(tuple(input_hw), tuple(kernel_hw), tuple(strides), padding))
     return tuple(tuple(p) for p in padding)
+
+
+def conv_output_hw(
+    input_hw: Sequence[int],
+    kernel_hw: Sequence[int],
+    strides: Sequence[int] = (1, 1),
+    padding: PaddingLike = "SAME",
+) -> tuple[int, int]:
+    """Output spatial size of :func:`conv`: ``ceil(n / s)`` for ``"CIRCULAR"`` and
+    ``"SAME"``, ``floor((n + lo + hi - k) / s) + 1`` for the other zero paddings.
+
+    Raises:
+      ValueError: non-positive sizes or strides, a kernel larger than the padded
+        input, or padding so wide that no output window reaches the image (the
+        convolution would be empty or identically 0: nothing to train or certify).
+    """
+    padding = normalize_padding(padding)
+    input_hw, kernel_hw, strides = (tuple(int(v) for v in a) for a in (input_hw, kernel_hw, strides))
+    if min(*input_hw, *kernel_hw) < 1 or len(strides) != 2 or min(strides) < 1:
+        raise ValueError(
+            f"conv needs positive sizes and strides; got input {input_hw}, "
+            f"kernel {kernel_hw}, strides {strides}"
+        )
+    if padding == "CIRCULAR":
+        return tuple(-(-n // s) for n, s in zip(input_hw, strides, strict=True))
+    pads = _zero_pads(input_hw, kernel_hw, strides, padding)
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(input_hw, pads, strict=True))
+    if padded[0] < kernel_hw[0] or padded[1] < kernel_hw[1]:
+        raise ValueError(
+            f"kernel {kernel_hw} is larger than the padded input {padded} (input {input_hw}, "
+            f"padding {padding}): the convolution has no output pixel"
+        )
+    out = tuple((p - k) // s + 1 for p, k, s in zip(padded, kernel_hw, strides, strict=True))
+    for n, (lo, _), k, s, o in zip(input_hw, pads, kernel_hw, strides, out, strict=True):
+        first = max(0, lo - k + 1)  # window starts s j in [first, last] overlap the image
+        last = min(s * (o - 1), lo + n - 1)
+        if -(-first // s) * s > last:
+            raise ValueError(
+                f"no output pixel sees the input: with padding {padding}, strides {strides} and "
+                f"kernel {kernel_hw}, every window on input {input_hw} covers only padding"
+            )
+    return out
 
 
 def _kernel_gradient(x, g, strides, pads, kernel_hw):
@@ -131,24 +175,27 @@ def conv(
     """
     padding = normalize_padding(padding)
     strides = tuple(int(s) for s in strides)
+    conv_output_hw(x.shape[1:3], kernel.shape[:2], strides, padding)  # refuses an empty output
     kernel = kernel.astype(x.dtype)
     if padding == "CIRCULAR":
-        x = jnp.pad(x, ((0, 0), *_circular_pads(kernel.shape[:2]), (0, 0)), mode="wrap")
+        x = jnp.pad(x, ((0, 0), *circular_pads(kernel.shape[:2]), (0, 0)), mode="wrap")
         padding = ((0, 0), (0, 0))
     pads = _zero_pads(x.shape[1:3], kernel.shape[:2], strides, padding)
     return _conv_zero(x, kernel, strides, pads)
 
 
-def _unwrap(z: jax.Array, axis: int, lo: int, hi: int, n: int) -> jax.Array:
-    """Adjoint of circular padding along ``axis``: folds the wrapped borders back."""
-    core = jax.lax.slice_in_dim(z, lo, lo + n, axis=axis)
-    if lo:
-        left = jax.lax.slice_in_dim(z, 0, lo, axis=axis)
-        core = core + jnp.pad(left, [(n - lo, 0) if a == axis else (0, 0) for a in range(z.ndim)])
-    if hi:
-        right = jax.lax.slice_in_dim(z, lo + n, lo + n + hi, axis=axis)
-        core = core + jnp.pad(right, [(0, n - hi) if a == axis else (0, 0) for a in range(z.ndim)])
-    return core
+def _unwrap(z: jax.Array, axis: int, lo: int, n: int) -> jax.Array:
+    """Adjoint of circular padding along ``axis``: entry ``p`` of the padded axis is
+    pixel ``(p - lo) mod n``, so each entry is added back onto that pixel (any
+    number of periods, for kernels larger than the image)."""
+    length = z.shape[axis]
+    shift = -lo % n  # entry p moves to p + shift, a multiple of n ahead of its pixel
+    periods = -(-(length + shift) // n)
+    widths = [(0, 0)] * z.ndim
+    widths[axis] = (shift, periods * n - length - shift)
+    z = jnp.pad(z, widths)
+    folded = z.reshape(*z.shape[:axis], periods, n, *z.shape[axis + 1 :])
+    return folded.sum(axis=axis)
 
 
 def conv_transpose(
@@ -167,10 +214,11 @@ def conv_transpose(
     strides = tuple(int(s) for s in strides)
     kernel = kernel.astype(y.dtype)
     h, w = int(input_shape[0]), int(input_shape[1])
+    conv_output_hw((h, w), kernel.shape[:2], strides, padding)  # refuses an empty output
     if padding == "CIRCULAR":
-        wrap = _circular_pads(kernel.shape[:2])
+        wrap = circular_pads(kernel.shape[:2])
         full_hw = (h + sum(wrap[0]), w + sum(wrap[1]))
         x = _adjoint_zero(y, kernel, full_hw, strides, ((0, 0), (0, 0)))
-        return _unwrap(_unwrap(x, 1, *wrap[0], h), 2, *wrap[1], w)
+        return _unwrap(_unwrap(x, 1, wrap[0][0], h), 2, wrap[1][0], w)
     pads = _zero_pads((h, w), kernel.shape[:2], strides, padding)
     return _adjoint_zero(y, kernel, (h, w), strides, pads)

@@ -11,18 +11,22 @@ and also covers the float32 rounding of the exported forward pass of one layer.
 * Convolution with circular padding: exact, through the DFT. A circular
   convolution on an ``n x n`` grid is block-diagonalised by the 2-D DFT; its
   singular values are those of the ``C_in x C_out`` matrices
-  ``K_hat(w) = sum_{a,b} K[a, b] exp(-2 pi i (a w_1 + b w_2) / n)``.
+  ``K_hat(w) = sum_{a,b} K[a, b] exp(-2 pi i (a w_1 + b w_2) / n)``, ``w`` on
+  the ``n x n`` frequency grid. A kernel larger than the image is first folded
+  onto the grid (taps ``a`` and ``a + n`` read the same pixel); evaluating its
+  DFT on any other grid is *not* a bound.
 * Strided convolution: the polyphase (space-to-depth) decomposition turns a
   stride-``s`` convolution on an ``n``-grid into a stride-1 convolution on an
   ``n/s``-grid with ``s^2 C_in`` input channels and a ``ceil(k/s)`` kernel; the
-  same DFT formula then applies exactly.
+  same DFT formula then applies exactly when ``s`` divides ``n``. When it does
+  not, a strided circular map is a row subset of the stride-1 one.
 * Zero padding: the zero-padded convolution is a sub-matrix (rows and
   columns) of a circular convolution on a grid large enough that nothing wraps
   around (``N >= padded size``, rounded up to the stride). A sub-matrix has a
   smaller or equal norm, so the DFT value on that grid is a sound upper bound;
   it exceeds the exact value by about 0.1% at 32 x 32 inputs (0.7% at 16 x 16).
-  For small inputs (at most ``EXPLICIT_LIMIT`` input coordinates) the exact
-  norm of the explicit operator matrix, built in float64, is used instead.
+* Small inputs (at most ``EXPLICIT_LIMIT`` input coordinates), wherever the DFT
+  is not exact: the exact norm of the explicit operator matrix, built in float64.
 
 References:
   Sedghi, Gupta, Long, The singular values of convolutional layers, ICLR 2019.
@@ -36,7 +40,7 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from lipjax.ops.conv import PaddingLike, normalize_padding
+from lipjax.ops.conv import PaddingLike, circular_pads, conv_output_hw, normalize_padding
 
 ROUNDING_SLACK = 1e-5
 EXPLICIT_LIMIT = 2048
@@ -90,8 +94,13 @@ def circular_conv_spectral_norm(kernel, grid: Sequence[int]) -> float:
     """Exact ``||K||_2`` of a stride-1 circular convolution on a ``grid`` (H, W) (no slack).
 
     Args:
-      kernel: HWIO kernel with H <= grid[0] and W <= grid[1].
+      kernel: HWIO kernel with H <= grid[0] and W <= grid[1] (fold a larger one
+        onto the grid with :func:`fold_kernel` first).
       grid: the spatial size of the periodic image.
+
+    Raises:
+      ValueError: a kernel larger than the grid (its DFT on this grid would crop
+        taps, not alias them, and the value would not be the operator's norm).
     """
     k = _as_float64(kernel, "kernel")
     gh, gw = grid
@@ -108,28 +117,69 @@ def _conv_pads(input_hw, kernel_hw, strides, padding) -> tuple[tuple[int, int], 
     return padding
 
 
-def explicit_conv_matrix(kernel, input_hw, strides=(1, 1), padding="SAME") -> np.ndarray:
-    """The convolution as an explicit float64 matrix (rows: input coordinates, HWC order).
+def fold_kernel(kernel, grid: Sequence[int]) -> np.ndarray:
+    """Aliases a kernel onto a periodic ``grid``: ``K'[r] = sum_{a = r mod grid} K[a]``.
 
-    Zero padding only (circular padding is handled exactly by the DFT). Size:
-    ``(H W C_in) x (H' W' C_out)`` entries.
+    On a periodic image of size ``grid`` the taps ``a`` and ``a + grid`` read the
+    same pixel, so a circular convolution with a kernel larger than the image is
+    exactly the circular convolution with the folded kernel, of size
+    ``min(k, grid)`` per axis.
+    """
+    k = np.asarray(kernel)
+    for axis, n in enumerate(grid):
+        size = k.shape[axis]
+        if size <= n:
+            continue
+        blocks = -(-size // n)
+        pad = [(0, 0)] * k.ndim
+        pad[axis] = (0, blocks * n - size)
+        k = np.pad(k, pad)
+        k = k.reshape(*k.shape[:axis], blocks, n, *k.shape[axis + 1 :]).sum(axis=axis)
+    return k
+
+
+def explicit_conv_matrix(kernel, input_hw, strides=(1, 1), padding="SAME") -> np.ndarray:
+    """The convolution :func:`lipjax.ops.conv` as an explicit float64 matrix.
+
+    Rows are input coordinates and columns output coordinates, both in HWC order:
+    ``(H W C_in) x (H' W' C_out)`` entries (``H' = 0`` when the kernel does not fit
+    in the padded input). Every padding: zero paddings, and ``"CIRCULAR"``, where the
+    image is extended periodically by ``((k - 1) // 2, k // 2)`` pixels, any number of
+    periods when the kernel is larger than the image.
     """
     k = _as_float64(kernel, "kernel")
     h, w = input_hw
     kh, kw, cin, cout = k.shape
     n = h * w * cin
-    pads = _conv_pads((h, w), (kh, kw), tuple(strides), normalize_padding(padding))
-    basis = np.eye(n).reshape(n, h, w, cin)
-    xp = np.pad(basis, ((0, 0), *pads, (0, 0)))
     sh, sw = strides
-    oh = (xp.shape[1] - kh) // sh + 1
-    ow = (xp.shape[2] - kw) // sw + 1
+    padding = normalize_padding(padding)
+    basis = np.eye(n).reshape(n, h, w, cin)
+    if padding == "CIRCULAR":
+        xp = np.pad(basis, ((0, 0), *circular_pads((kh, kw)), (0, 0)), mode="wrap")
+    else:
+        pads = _conv_pads((h, w), (kh, kw), (sh, sw), padding)
+        xp = np.pad(basis, ((0, 0), *pads, (0, 0)))
+    oh = max((xp.shape[1] - kh) // sh + 1, 0)
+    ow = max((xp.shape[2] - kw) // sw + 1, 0)
     out = np.zeros((n, oh, ow, cout))
-    for a in range(kh):
-        for b in range(kw):
-            patch = xp[:, a : a + sh * (oh - 1) + 1 : sh, b : b + sw * (ow - 1) + 1 : sw]
-            out += patch @ k[a, b]
-    return out.reshape(n, -1)
+    if oh and ow:
+        for a in range(kh):
+            for b in range(kw):
+                patch = xp[:, a : a + sh * (oh - 1) + 1 : sh, b : b + sw * (ow - 1) + 1 : sw]
+                out += patch @ k[a, b]
+    return out.reshape(n, oh * ow * cout)
+
+
+def _matrix_norm(matrix: np.ndarray) -> float:
+    return float(np.linalg.norm(matrix, 2)) if matrix.size else 0.0
+
+
+def _strided_circular_dft_norm(kernel: np.ndarray, grid: tuple[int, int], strides) -> float:
+    """Exact norm of ``y[j] = sum_a K[a] x[(s j + a) mod grid]``, ``j < grid / s``, when
+    ``s`` divides ``grid`` and ``k <= grid``: the polyphase kernel on the ``grid / s`` torus."""
+    poly = _polyphase_kernel(kernel, strides)
+    reduced = tuple(n // s for n, s in zip(grid, strides, strict=True))
+    return circular_conv_spectral_norm(poly, reduced)
 
 
 def conv_spectral_norm_bound(
@@ -141,17 +191,35 @@ def conv_spectral_norm_bound(
     """Guaranteed upper bound of the l2 operator norm of :func:`lipjax.ops.conv`.
 
     The convolution is the layer's real operator on ``input_hw`` images with this
-    stride and padding (see the module docstring for the method and why it is sound).
+    stride and padding; every kernel size, image size, stride and padding that
+    :func:`lipjax.ops.conv` accepts is covered, by one of these methods (all in
+    float64, the result multiplied by ``1 + ROUNDING_SLACK``):
+
+    * ``"CIRCULAR"``: the kernel is first folded onto the ``H x W`` torus
+      (:func:`fold_kernel`; a kernel larger than the image aliases its taps). When
+      the stride divides the size: exact, by the DFT of the polyphase kernel.
+      Otherwise: the explicit matrix on small inputs, else the stride-1 DFT norm,
+      of which the strided map is a row subset;
+    * zero padding, at most ``EXPLICIT_LIMIT`` input coordinates (``H W C_in``):
+      exact, the norm of the explicit operator matrix (:func:`explicit_conv_matrix`);
+    * zero padding, larger inputs: the DFT norm of a circular convolution on a grid
+      large enough that nothing wraps around (the padded size, rounded up to the
+      stride), of which the operator is a sub-matrix; 0.1% above the exact value at
+      32 x 32 inputs.
 
     Args:
       kernel: HWIO kernel.
       input_hw: input spatial size (H, W).
-      strides: (sh, sw).
+      strides: (sh, sw), positive.
       padding: ``"SAME"``, ``"VALID"``, ``"CIRCULAR"`` or explicit ((lo, hi), (lo, hi)).
 
     Returns:
-      ``||K||_2 (1 + ROUNDING_SLACK)`` when exact (circular, stride dividing the size),
-      otherwise the DFT norm of a circular convolution containing the operator.
+      ``||K||_2 (1 + ROUNDING_SLACK)`` on the exact paths, an upper bound of it otherwise.
+
+    Raises:
+      ValueError: non-finite kernel, wrong rank, non-positive sizes or strides, a
+        kernel larger than the padded input, or no output window reaching the image
+        (:func:`lipjax.ops.conv` refuses these too; see ``conv_output_hw``).
     """
     k = _as_float64(kernel, "kernel")
     if k.ndim != 4:
@@ -159,22 +227,18 @@ def conv_spectral_norm_bound(
     strides = tuple(int(s) for s in strides)
     padding = normalize_padding(padding)
     h, w = (int(v) for v in input_hw)
-    kh, kw = k.shape[:2]
+    conv_output_hw((h, w), k.shape[:2], strides, padding)  # the same refusals as the op
+    if min(k.shape[2:]) < 1:
+        raise ValueError(f"conv kernel has no channels: shape {k.shape}")
+    divides = h % strides[0] == 0 and w % strides[1] == 0
+    if padding == "CIRCULAR" and divides:
+        return with_rounding_slack(_strided_circular_dft_norm(fold_kernel(k, (h, w)), (h, w), strides))
+    if h * w * k.shape[2] <= EXPLICIT_LIMIT:
+        return with_rounding_slack(_matrix_norm(explicit_conv_matrix(k, (h, w), strides, padding)))
     if padding == "CIRCULAR":
-        if h % strides[0] or w % strides[1] or kh > h or kw > w:
-            # a strided map is a row subset of the stride-1 one: still an upper bound
-            grid = (max(h, kh), max(w, kw))
-            return with_rounding_slack(circular_conv_spectral_norm(k, grid))
-        padded_hw = (h, w)
-    else:
-        if h * w * k.shape[2] <= EXPLICIT_LIMIT:
-            matrix = explicit_conv_matrix(k, (h, w), strides, padding)
-            return with_rounding_slack(np.linalg.norm(matrix, 2)) if matrix.size else 0.0
-        pads = _conv_pads((h, w), (kh, kw), strides, padding)
-        padded_hw = tuple(
-            max(n + lo + hi, kk) for n, (lo, hi), kk in zip((h, w), pads, (kh, kw), strict=True)
-        )
+        return with_rounding_slack(circular_conv_spectral_norm(fold_kernel(k, (h, w)), (h, w)))
+    kh, kw = k.shape[:2]
+    pads = _conv_pads((h, w), (kh, kw), strides, padding)
+    padded_hw = tuple(n + lo + hi for n, (lo, hi) in zip((h, w), pads, strict=True))
     grid = tuple(-(-n // s) * s for n, s in zip(padded_hw, strides, strict=True))
-    poly = _polyphase_kernel(k, strides)
-    reduced = tuple(n // s for n, s in zip(grid, strides, strict=True))
-    return with_rounding_slack(circular_conv_spectral_norm(poly, reduced))
+    return with_rounding_slack(_strided_circular_dft_norm(k, grid, strides))
