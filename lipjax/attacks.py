@@ -153,7 +153,9 @@ def _check_inputs(x, y, eps) -> tuple[Array, Array, Array]:
         raise ValueError(f"labels must have shape ({x.shape[0]},); got {y.shape}")
     eps = jnp.broadcast_to(jnp.asarray(eps, x.dtype), x.shape[:1]) if np.ndim(eps) == 0 else jnp.asarray(eps)
     if eps.shape != x.shape[:1]:
-        raise ValueError(f"eps must be a scalar or one value per example, shape ({x.shape[0]},); got {eps.shape}")
+        raise ValueError(
+            f"eps must be a scalar or one value per example, shape ({x.shape[0]},); got {eps.shape}"
+        )
     host_eps = np.asarray(eps)
     if not np.isfinite(host_eps).all() or (host_eps < 0).any():
         raise ValueError(f"eps must be finite and >= 0; got range [{host_eps.min()}, {host_eps.max()}]")
@@ -219,7 +221,9 @@ def pgd_l2(
         step_size = 2.0 * eps / steps
     step_size = jnp.broadcast_to(jnp.asarray(step_size, x.dtype), eps.shape)
     key = jax.random.key(0) if key is None else key
-    return _pgd(apply_fn, x, y, eps, step_size, key, int(steps), int(restarts), loss, clip, bool(random_start))
+    return _pgd(
+        apply_fn, x, y, eps, step_size, key, int(steps), int(restarts), loss, clip, bool(random_start)
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("apply_fn", "steps", "bisections", "clip"))

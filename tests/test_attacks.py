@@ -66,7 +66,9 @@ def test_pgd_reaches_the_exact_boundary_distance_of_a_linear_model(loss):
 def test_pgd_respects_eps_and_the_data_range(linear_problem, loss):
     apply_fn, x, y, dist = linear_problem
     eps = np.linspace(0.05, 2.0, N).astype(np.float32)
-    x_adv = np.asarray(attacks.pgd_l2(apply_fn, x, y, eps=eps, steps=7, restarts=2, loss=loss, clip=(0.0, 1.0)))
+    x_adv = np.asarray(
+        attacks.pgd_l2(apply_fn, x, y, eps=eps, steps=7, restarts=2, loss=loss, clip=(0.0, 1.0))
+    )
     norms = np.linalg.norm((x_adv - x).reshape(N, -1), axis=-1)
     assert (norms <= eps * (1 + 1e-5) + 1e-6).all()
     assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
@@ -78,7 +80,9 @@ def test_more_restarts_never_weaken_the_attack(linear_problem):
     eps = dist * 0.9
     margins = [
         np.asarray(
-            attacks.attack_margin(apply_fn(attacks.pgd_l2(apply_fn, x, y, eps, steps=3, restarts=r)), jnp.asarray(y))
+            attacks.attack_margin(
+                apply_fn(attacks.pgd_l2(apply_fn, x, y, eps, steps=3, restarts=r)), jnp.asarray(y)
+            )
         )
         for r in (1, 4)
     ]
@@ -133,7 +137,9 @@ def test_min_distance_binary_is_never_below_the_lipschitz_bound():
     found = np.isfinite(np.asarray(distance))
     assert found.any()
     assert (np.asarray(distance)[found] * exported.lipschitz >= f[found] * (1 - 1e-4)).all()
-    flipped = np.sign(np.asarray(exported.apply(adv)).reshape(-1)) != np.sign(np.asarray(exported.apply(x)).reshape(-1))
+    flipped = np.sign(np.asarray(exported.apply(adv)).reshape(-1)) != np.sign(
+        np.asarray(exported.apply(x)).reshape(-1)
+    )
     assert (flipped == found).all()
 
 
