@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lipjax import attacks, export, layers, models
+from lipjax import attacks, audit, export, layers, models
 
 N, D, C = 32, 12, 4
 
@@ -167,3 +167,32 @@ def test_pgd_bad_arrays(linear_problem):
         attacks.pgd_l2(apply_fn, x, y.astype(np.float32), 0.1)
     with pytest.raises(ValueError, match="labels must have shape"):
         attacks.pgd_l2(apply_fn, x, y[:3], 0.1)
+
+
+def test_audit_finds_wrong_certificates_and_passes_true_ones():
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(D, 2)).astype(np.float32)
+    apply_fn = _linear(w, np.zeros(2, np.float32))
+    x = rng.normal(size=(N, D)).astype(np.float32)
+    logits = np.asarray(apply_fn(x), np.float64)
+    y = logits.argmax(-1).astype(np.int32)
+    y[:4] = 1 - y[:4]  # misclassified: negative radius, never attacked
+    radius = (logits[np.arange(N), y] - logits[np.arange(N), 1 - y]) / np.linalg.norm(w[:, 0] - w[:, 1])
+    # The exact (float64) radius, less 0.1%: at the exact boundary the float32 logits' rounding
+    # decides the class, which is the float-rounding gap a certificate has to cover.
+    true = audit.audit_certificates(apply_fn, x, y, radius * 0.999)
+    assert (true.examples, true.certified, true.violations) == (N, N - 4, 0)
+    assert np.median(true.tightness) > 0.95  # the attack went all the way to the boundary
+    inflated = audit.audit_certificates(apply_fn, x, y, radius * 1.1)
+    assert inflated.violations == N - 4
+    np.testing.assert_array_equal(np.sort(inflated.violating_indices), np.arange(4, N))
+    assert "violations" in inflated.summary()
+
+
+def test_audit_of_an_exported_lipschitz_model_has_no_violation(lipschitz_model):
+    exported, x = lipschitz_model
+    logits = exported.apply(x)
+    y = np.asarray(logits).argmax(-1).astype(np.int32)
+    radii = np.asarray(exported.certified_radius(logits, labels=y))
+    report = audit.audit_certificates(exported.apply, x, y, radii, steps=20, restarts=2)
+    assert report.certified == N and report.violations == 0, report.summary()
