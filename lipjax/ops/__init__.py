@@ -5,6 +5,16 @@ Layers in :mod:`lipjax.layers` and the exported-model interpreter in
 """
 
 from lipjax.ops.activations import ACTIVATIONS, get_activation
+from lipjax.ops.constraints import (
+    FROBENIUS,
+    LLN_ROWS,
+    KernelConstraint,
+    bjorck_reshaped,
+    bjorck_then_spectral,
+    frobenius_normalize,
+    normalize_columns,
+    spectral,
+)
 from lipjax.ops.conv import conv, conv_transpose, normalize_padding
 from lipjax.ops.convex_potential import convex_potential_conv, convex_potential_dense
 from lipjax.ops.orthogonal import bjorck
@@ -31,8 +41,13 @@ from lipjax.ops.spectral_bounds import (
 
 __all__ = [
     "ACTIVATIONS",
+    "FROBENIUS",
+    "LLN_ROWS",
     "ROUNDING_SLACK",
+    "KernelConstraint",
     "bjorck",
+    "bjorck_reshaped",
+    "bjorck_then_spectral",
     "channel_pad",
     "channel_truncate",
     "conv",
@@ -44,14 +59,17 @@ __all__ = [
     "dense_operator",
     "dense_spectral_norm_bound",
     "flatten",
+    "frobenius_normalize",
     "full_sort",
     "get_activation",
     "group_sort",
     "householder",
     "l2_normalize",
+    "normalize_columns",
     "normalize_padding",
     "pixel_unshuffle",
     "power_iteration",
     "scaled_avg_pool",
     "scaled_l2_norm_pool",
+    "spectral",
 ]
