@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lipjax.ops import aol
+from lipjax.ops import aol, sll
 from lipjax.ops.conv import conv
 
 # float32 forward passes: a 1-Lipschitz map measures at most 1 + a few ulps.
@@ -28,7 +28,7 @@ def operator_matrix(linear_fn, shape) -> np.ndarray:
 
 def jacobian_norms(fn, points) -> np.ndarray:
     """Largest singular value of the exact Jacobian of ``fn`` at each point."""
-    jac = jax.vmap(jax.jacrev(fn))(points)
+    jac = jax.jit(jax.vmap(jax.jacrev(fn)))(points)
     n = points.shape[0]
     mats = np.asarray(jac, np.float64).reshape(n, -1, int(np.prod(points.shape[1:])))
     return np.linalg.svd(mats, compute_uv=False)
@@ -86,3 +86,66 @@ def test_aol_bad_shapes_raise():
         aol.aol_dense_kernel(jnp.ones((3, 3, 3)))
     with pytest.raises(ValueError, match="conv AOL kernel"):
         aol.aol_conv_kernel(jnp.ones((3, 3)))
+
+
+# ---------------------------------------------------------------- SLL
+
+
+def _sll_dense_setup(rng, d, features):
+    kernel = jnp.asarray(rng.normal(size=(d, features)), jnp.float32)
+    bias = jnp.asarray(rng.normal(size=(features,)), jnp.float32)
+    q = jnp.exp(jnp.asarray(rng.normal(size=(features,)), jnp.float32))
+    return kernel, bias, sll.sll_dense_scale(kernel, q)
+
+
+@pytest.mark.parametrize("features", [8, 16, 24])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_sll_dense_is_1_lipschitz_and_bound_covers_it(rng, features, activation):
+    kernel, bias, scale = _sll_dense_setup(rng, 16, features)
+    points = jnp.asarray(rng.normal(size=(6, 16)), jnp.float32)
+    svs = jacobian_norms(lambda x: sll.sll_dense(x, kernel, bias, scale, activation), points)
+    assert svs.max() <= 1 + FLOAT32_TOL
+    assert svs.min() < 0.9  # the layer is not the identity
+    bound = sll.sll_dense_lipschitz_bound(kernel, scale)
+    assert svs.max() <= bound <= 1 + 1e-4
+
+
+def test_sll_too_large_step_is_caught_by_the_bound(rng):
+    # t halved (what an epsilon that shrinks t does, in the extreme): not 1-Lipschitz any more
+    kernel, bias, scale = _sll_dense_setup(rng, 16, 16)
+    points = jnp.asarray(rng.normal(size=(6, 16)), jnp.float32)
+    svs = jacobian_norms(lambda x: sll.sll_dense(x, kernel, bias * 0 + 5.0, 2 * scale), points)
+    bound = sll.sll_dense_lipschitz_bound(kernel, 2 * scale)
+    assert svs.max() > 1.05
+    assert svs.max() <= bound * (1 + FLOAT32_TOL)
+
+
+@pytest.mark.parametrize(
+    ("padding", "strides"), [("SAME", (1, 1)), ("CIRCULAR", (1, 1)), ("VALID", (1, 1)), ("SAME", (2, 2))]
+)
+def test_sll_conv_is_1_lipschitz_and_bound_covers_it(rng, padding, strides):
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 3, 5)), jnp.float32)
+    bias = jnp.asarray(rng.normal(size=(5,)), jnp.float32)
+    q = jnp.exp(jnp.asarray(rng.normal(size=(5,)), jnp.float32))
+    scale = sll.sll_conv_scale(kernel, q)
+    points = jnp.asarray(rng.normal(size=(3, *IMAGE)), jnp.float32)
+
+    def layer(x):
+        return sll.sll_conv(x[None], kernel, bias, scale, strides, padding)[0]
+
+    svs = jacobian_norms(layer, points)
+    assert svs.max() <= 1 + FLOAT32_TOL
+    assert svs.min() < 0.9
+    bound = sll.sll_conv_lipschitz_bound(kernel, scale, IMAGE[:2], strides, padding)
+    assert svs.max() <= bound <= 1 + 1e-4
+
+
+def test_sll_bad_shapes_raise():
+    with pytest.raises(ValueError, match=r"SLL q must have shape \(4,\)"):
+        sll.sll_dense_scale(jnp.ones((3, 4)), jnp.ones((3,)))
+    with pytest.raises(ValueError, match="SLL dense kernel must be 2-D"):
+        sll.sll_dense_scale(jnp.ones((3,)), jnp.ones((3,)))
+    with pytest.raises(ValueError, match="SLL conv kernel must be HWIO"):
+        sll.sll_conv_scale(jnp.ones((3, 4)), jnp.ones((4,)))
+    with pytest.raises(ValueError, match="SLL scale must be finite and non-negative"):
+        sll.sll_dense_lipschitz_bound(np.ones((3, 4)), -np.ones(4))
