@@ -9,8 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lipjax.ops import aol, sll
+from lipjax.ops import aol, cayley, skew, sll
 from lipjax.ops.conv import conv
+from lipjax.ops.spectral_bounds import dense_spectral_norm_bound
 
 # float32 forward passes: a 1-Lipschitz map measures at most 1 + a few ulps.
 FLOAT32_TOL = 1e-5
@@ -149,3 +150,96 @@ def test_sll_bad_shapes_raise():
         sll.sll_conv_scale(jnp.ones((3, 4)), jnp.ones((4,)))
     with pytest.raises(ValueError, match="SLL scale must be finite and non-negative"):
         sll.sll_dense_lipschitz_bound(np.ones((3, 4)), -np.ones(4))
+
+
+# ---------------------------------------------------------------- skew generators and Cayley
+
+ORTHOGONAL_TOL = 1e-5  # float32 deviation of all singular values from 1
+
+
+def test_skew_generators_are_exactly_skew(rng):
+    a = np.asarray(skew.skew_symmetric(jnp.asarray(rng.normal(size=(16, 16)), jnp.float32)))
+    np.testing.assert_array_equal(a, -a.T)
+    m = jnp.asarray(rng.normal(size=(4, 4)) + 1j * rng.normal(size=(4, 4)), jnp.complex64)
+    h = np.asarray(skew.skew_hermitian(m))
+    np.testing.assert_array_equal(h, -h.conj().T)
+
+
+@pytest.mark.parametrize("padding", ["SAME", "CIRCULAR"])
+def test_skew_conv_operator_matrix_is_antisymmetric(rng, padding):
+    s = skew.skew_conv_kernel(jnp.asarray(rng.normal(size=(3, 3, 3, 3)), jnp.float32))
+    matrix = operator_matrix(lambda x: conv(x, s, (1, 1), padding), IMAGE)
+    assert np.abs(matrix).max() > 0.1
+    np.testing.assert_allclose(matrix, -matrix.T, atol=1e-6)
+
+
+def test_dense_cayley_is_orthogonal_and_invertible(rng):
+    w = jnp.asarray(rng.normal(size=(16, 16)), jnp.float32)
+    q = np.asarray(cayley.cayley_dense_kernel(w), np.float64)
+    svs = np.linalg.svd(q, compute_uv=False)
+    assert np.abs(svs - 1).max() <= ORTHOGONAL_TOL
+    assert dense_spectral_norm_bound(q) >= svs.max()
+    # the inverse is the Cayley transform of -A
+    a = skew.skew_symmetric(w)
+    inverse = np.asarray(cayley.cayley(-a), np.float64)
+    np.testing.assert_allclose(q @ inverse, np.eye(16), atol=1e-5)
+    # midpoint step of Meunier et al.: (I - A/2)^{-1}(I + A/2) = cayley(-A/2)
+    eye = np.eye(16)
+    a64 = np.asarray(a, np.float64)
+    midpoint = np.linalg.solve(eye - a64 / 2, eye + a64 / 2)
+    np.testing.assert_allclose(np.asarray(cayley.cayley(-a / 2)), midpoint, atol=1e-5)
+
+
+def test_cayley_conv_is_orthogonal_and_the_bound_covers_it(rng):
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 3, 3)), jnp.float32)
+    matrix = operator_matrix(lambda x: cayley.cayley_conv(x, kernel), IMAGE)
+    svs = np.linalg.svd(matrix, compute_uv=False)
+    assert np.abs(svs - 1).max() <= ORTHOGONAL_TOL
+    # not a trivial operator: far from the identity
+    assert np.abs(matrix - np.eye(matrix.shape[0])).max() > 0.1
+    blocks = cayley.cayley_conv_frequency_matrices(kernel, IMAGE[:2])
+    bound = cayley.frequency_conv_lipschitz_bound(np.real(blocks), np.imag(blocks))
+    assert svs.max() <= bound <= 1 + 1e-4
+    # invertible: the conjugate-transposed blocks undo it
+    x = jnp.asarray(rng.normal(size=(2, *IMAGE)), jnp.float32)
+    y = cayley.frequency_conv(x, blocks)
+    back = cayley.frequency_conv(y, jnp.conj(jnp.swapaxes(blocks, -1, -2)))
+    np.testing.assert_allclose(np.asarray(back), np.asarray(x), atol=1e-5)
+
+
+def test_frequency_bound_matches_explicit_operator_of_exported_blocks(rng):
+    # arbitrary (non-unitary) blocks that break the Hermitian symmetry: the bound still covers
+    blocks = rng.normal(size=(4, 3, 2, 2)) + 1j * rng.normal(size=(4, 3, 2, 2))
+    blocks = jnp.asarray(blocks, jnp.complex64)
+    matrix = operator_matrix(lambda x: cayley.frequency_conv(x, blocks), (4, 4, 2))
+    bound = cayley.frequency_conv_lipschitz_bound(np.real(blocks), np.imag(blocks))
+    assert np.linalg.norm(matrix, 2) <= bound
+
+
+def test_cayley_bad_hyperparameters_raise():
+    with pytest.raises(ValueError, match=r"must be square \(n, n\)"):
+        cayley.cayley_dense_kernel(jnp.ones((4, 3)))
+    x = jnp.ones((1, 8, 8, 3))
+    with pytest.raises(ValueError, match="Cayley conv padding must be 'CIRCULAR'"):
+        cayley.cayley_conv(x, jnp.ones((3, 3, 3, 3)), padding="SAME")
+    with pytest.raises(ValueError, match="as many input as output channels"):
+        cayley.cayley_conv(x, jnp.ones((3, 3, 3, 4)))
+    with pytest.raises(ValueError, match="larger than the image grid"):
+        cayley.cayley_conv(jnp.ones((1, 2, 2, 3)), jnp.ones((3, 3, 3, 3)))
+    with pytest.raises(ValueError, match="input has 2 channels"):
+        cayley.cayley_conv(jnp.ones((1, 8, 8, 2)), jnp.ones((3, 3, 3, 3)))
+    with pytest.raises(ValueError, match="real and imaginary parts"):
+        cayley.frequency_conv_lipschitz_bound(np.ones((2, 2, 2, 2)), np.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match="needs odd spatial sizes"):
+        skew.skew_conv_kernel(jnp.ones((2, 2, 3, 3)))
+    with pytest.raises(ValueError, match="skew conv padding must be one of"):
+        skew.check_skew_conv(jnp.ones((3, 3, 3, 3)), "VALID")
+
+
+def test_cayley_conv_is_differentiable_in_the_kernel(rng):
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 2, 2)), jnp.float32)
+    x = jnp.asarray(rng.normal(size=(2, 6, 6, 2)), jnp.float32)
+    target = jnp.asarray(rng.normal(size=(2, 6, 6, 2)), jnp.float32)
+    grad = jax.grad(lambda k: jnp.sum((cayley.cayley_conv(x, k) - target) ** 2))(kernel)
+    assert grad.shape == kernel.shape and grad.dtype == jnp.float32
+    assert np.all(np.isfinite(np.asarray(grad))) and float(jnp.abs(grad).max()) > 0
