@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.linalg
 
-from lipjax.ops import aol, cayley, skew, sll
+from lipjax.ops import aol, cayley, skew, skew_exp, sll
 from lipjax.ops.conv import conv
 from lipjax.ops.spectral_bounds import dense_spectral_norm_bound
 
@@ -242,4 +243,97 @@ def test_cayley_conv_is_differentiable_in_the_kernel(rng):
     target = jnp.asarray(rng.normal(size=(2, 6, 6, 2)), jnp.float32)
     grad = jax.grad(lambda k: jnp.sum((cayley.cayley_conv(x, k) - target) ** 2))(kernel)
     assert grad.shape == kernel.shape and grad.dtype == jnp.float32
+    assert np.all(np.isfinite(np.asarray(grad))) and float(jnp.abs(grad).max()) > 0
+
+
+# ---------------------------------------------------------------- SOC (skew exponential)
+
+
+def _dense_generator(rng, norm):
+    a = skew.skew_symmetric(jnp.asarray(rng.normal(size=(16, 16)), jnp.float32))
+    return a * (norm / float(np.linalg.norm(np.asarray(a, np.float64), 2)))
+
+
+@pytest.mark.parametrize("terms", [2, 4, 8, 12])
+def test_soc_dense_bound_covers_the_truncation(rng, terms):
+    a = _dense_generator(rng, 1.5)
+    matrix = operator_matrix(lambda x: skew_exp.skew_exp_dense(x, a, terms), (16,))
+    svs = np.linalg.svd(matrix, compute_uv=False)
+    exact = scipy.linalg.expm(np.asarray(a, np.float64))
+    remainder = np.linalg.norm(matrix - exact.T, 2)  # row-vector layout: x @ T_n(A)
+    a_bound = dense_spectral_norm_bound(np.asarray(a))
+    assert remainder <= skew_exp.taylor_remainder_bound(a_bound, terms) + 1e-5
+    bound = skew_exp.skew_exp_dense_lipschitz_bound(np.asarray(a), terms)
+    assert svs.max() <= bound
+    if terms == 2:
+        assert svs.max() > 1.05  # plain truncation is genuinely above 1; the bound says so
+    if terms == 12:
+        assert np.abs(svs - 1).max() <= ORTHOGONAL_TOL
+        assert bound <= 1 + 1e-4
+    # the matrix form exported as a plain dense kernel is the same map
+    np.testing.assert_allclose(np.asarray(skew_exp.taylor_exp_matrix(a, terms)), matrix.T, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding", ["SAME", "CIRCULAR"])
+def test_soc_conv_is_orthogonal_and_the_bound_covers_it(rng, padding):
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 3, 3)), jnp.float32)
+    s = skew_exp.rescale_to_norm(skew.skew_conv_kernel(kernel), 1.0)
+    matrix = operator_matrix(lambda x: skew_exp.skew_exp_conv(x, s, 12, padding), IMAGE)
+    svs = np.linalg.svd(matrix, compute_uv=False)
+    assert np.abs(svs - 1).max() <= ORTHOGONAL_TOL
+    assert np.abs(matrix - np.eye(matrix.shape[0])).max() > 0.05  # not the identity
+    generator = operator_matrix(lambda x: conv(x, s, (1, 1), padding), IMAGE)
+    exact = scipy.linalg.expm(generator)
+    a_bound = skew_exp.generator_norm_estimate(s)
+    assert np.linalg.norm(generator, 2) <= float(a_bound) * (1 + 1e-6) <= 1 + 1e-6
+    remainder = np.linalg.norm(matrix - exact, 2)
+    assert remainder <= skew_exp.taylor_remainder_bound(float(a_bound), 12) + 1e-5
+    bound = skew_exp.skew_exp_conv_lipschitz_bound(np.asarray(s), IMAGE[:2], 12, padding)
+    assert svs.max() <= bound <= 1 + 1e-4
+
+
+def test_soc_conv_few_terms_large_generator_bound_is_honest(rng):
+    s = skew.skew_conv_kernel(jnp.asarray(rng.normal(size=(3, 3, 2, 2)), jnp.float32))
+    matrix = operator_matrix(lambda x: skew_exp.skew_exp_conv(x, s, 3), (6, 6, 2))
+    measured = np.linalg.norm(matrix, 2)
+    assert measured > 1.05
+    assert measured <= skew_exp.skew_exp_conv_lipschitz_bound(np.asarray(s), (6, 6), 3)
+
+
+def test_soc_bound_accounts_for_a_non_skew_generator(rng):
+    a = np.asarray(_dense_generator(rng, 0.5), np.float64) + 0.05 * np.eye(16)
+    t = scipy.linalg.expm(a)
+    assert np.linalg.norm(t, 2) > 1.04
+    assert np.linalg.norm(t, 2) <= skew_exp.skew_exp_dense_lipschitz_bound(a, 30)
+
+
+def test_soc_bad_hyperparameters_raise():
+    x = jnp.ones((1, 8, 8, 3))
+    with pytest.raises(ValueError, match="SOC terms must be an integer >= 1"):
+        skew_exp.skew_exp_dense(jnp.ones((2, 4)), jnp.zeros((4, 4)), 0)
+    with pytest.raises(ValueError, match="SOC terms must be an integer >= 1"):
+        skew_exp.taylor_remainder_bound(1.0, 2.5)
+    with pytest.raises(ValueError, match=r"SOC generator A must be square"):
+        skew_exp.skew_exp_dense(jnp.ones((2, 4)), jnp.zeros((4, 3)), 4)
+    with pytest.raises(ValueError, match="skew conv padding must be one of"):
+        skew_exp.skew_exp_conv(x, jnp.zeros((3, 3, 3, 3)), 4, "VALID")
+    with pytest.raises(ValueError, match="needs odd spatial sizes"):
+        skew_exp.skew_exp_conv(x, jnp.zeros((2, 2, 3, 3)), 4)
+    with pytest.raises(ValueError, match="as many input as output channels"):
+        skew_exp.skew_exp_conv(x, jnp.zeros((3, 3, 3, 4)), 4)
+    with pytest.raises(ValueError, match="input has 3 channels"):
+        skew_exp.skew_exp_conv(x, jnp.zeros((3, 3, 2, 2)), 4)
+    with pytest.raises(ValueError, match="SOC max_norm must be positive"):
+        skew_exp.rescale_to_norm(jnp.ones((3, 3)), 0.0)
+
+
+def test_soc_conv_is_differentiable_in_the_kernel(rng):
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 2, 2)), jnp.float32)
+    x = jnp.asarray(rng.normal(size=(2, 6, 6, 2)), jnp.float32)
+
+    def loss(k):
+        s = skew_exp.rescale_to_norm(skew.skew_conv_kernel(k), 1.0)
+        return jnp.sum(skew_exp.skew_exp_conv(x, s, 6) * x[..., ::-1])
+
+    grad = jax.jit(jax.grad(loss))(kernel)
     assert np.all(np.isfinite(np.asarray(grad))) and float(jnp.abs(grad).max()) > 0
