@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from lipjax.ops import aol, cayley, skew, skew_exp, sll
+from lipjax.ops import aol, cayley, centering, skew, skew_exp, sll
 from lipjax.ops.conv import conv
 from lipjax.ops.spectral_bounds import dense_spectral_norm_bound
 
@@ -337,3 +337,49 @@ def test_soc_conv_is_differentiable_in_the_kernel(rng):
 
     grad = jax.jit(jax.grad(loss))(kernel)
     assert np.all(np.isfinite(np.asarray(grad))) and float(jnp.abs(grad).max()) > 0
+
+
+# ---------------------------------------------------------------- centering
+
+
+@pytest.mark.parametrize(
+    ("shape", "axes", "groups"), [((16,), (-1,), 1), (IMAGE, (1, 2), IMAGE[2]), (IMAGE, (1, 2, 3), 1)]
+)
+def test_layer_centering_is_a_projection_with_lipschitz_one(rng, shape, axes, groups):
+    matrix = operator_matrix(lambda x: centering.layer_centering(x, axes), shape)
+    svs = np.linalg.svd(matrix, compute_uv=False)
+    assert (
+        svs.max() == pytest.approx(1.0, abs=FLOAT32_TOL)
+        and svs.max() <= centering.centering_lipschitz_bound()
+    )
+    np.testing.assert_allclose(matrix @ matrix, matrix, atol=1e-6)  # idempotent
+    np.testing.assert_allclose(matrix, matrix.T, atol=1e-7)  # symmetric: orthogonal projection
+    assert np.sum(svs < 0.5) == groups  # one constant direction removed per group
+
+
+def test_batch_centering_is_a_translation(rng):
+    x = jnp.asarray(rng.normal(size=(5, *IMAGE)), jnp.float32)
+    mean = centering.batch_mean(x, (0, 1, 2))
+    assert mean.shape == (3,)
+    np.testing.assert_allclose(
+        np.asarray(centering.batch_mean(centering.batch_centering(x, mean), (0, 1, 2))), 0, atol=1e-6
+    )
+    running = centering.update_running_mean(jnp.zeros(3), mean, 0.9)
+    np.testing.assert_allclose(np.asarray(running), 0.1 * np.asarray(mean), rtol=1e-6)
+    # an affine map: its exact Jacobian (not the basis images) is the identity
+    jac = jax.jacrev(lambda v: centering.batch_centering(v, running))(x[0])
+    np.testing.assert_array_equal(np.asarray(jac).reshape(192, 192), np.eye(192))
+
+
+def test_centering_bad_arguments_raise():
+    x = jnp.ones((2, 4, 4, 3))
+    with pytest.raises(ValueError, match="must not average over the batch axis 0"):
+        centering.layer_centering(x, (0, 1))
+    with pytest.raises(ValueError, match="axis 5 out of range"):
+        centering.layer_centering(x, (5,))
+    with pytest.raises(ValueError, match="must reduce the batch axis 0"):
+        centering.batch_mean(x, (1, 2))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        centering.batch_centering(x, jnp.zeros(4))
+    with pytest.raises(ValueError, match="momentum must be in"):
+        centering.update_running_mean(jnp.zeros(3), jnp.zeros(3), 1.5)
