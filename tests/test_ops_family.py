@@ -241,7 +241,7 @@ def test_cayley_conv_is_differentiable_in_the_kernel(rng):
     kernel = jnp.asarray(rng.normal(size=(3, 3, 2, 2)), jnp.float32)
     x = jnp.asarray(rng.normal(size=(2, 6, 6, 2)), jnp.float32)
     target = jnp.asarray(rng.normal(size=(2, 6, 6, 2)), jnp.float32)
-    grad = jax.grad(lambda k: jnp.sum((cayley.cayley_conv(x, k) - target) ** 2))(kernel)
+    grad = jax.jit(jax.grad(lambda k: jnp.sum((cayley.cayley_conv(x, k) - target) ** 2)))(kernel)
     assert grad.shape == kernel.shape and grad.dtype == jnp.float32
     assert np.all(np.isfinite(np.asarray(grad))) and float(jnp.abs(grad).max()) > 0
 

@@ -26,9 +26,11 @@ What the conditions are for. Step 2 needs ``lambda_i >= 0``: with a decreasing
 activation ``M`` has negative entries and ``J`` can have eigenvalues above 1. Step 3
 needs ``t_i`` at least the weighted Gershgorin row sum: any epsilon added for
 numerical safety must *raise* ``t`` (as :func:`gershgorin_scaling` does), never shrink
-it. The authors' first public implementation placed such an epsilon where it shrank
-``t`` and was not 1-Lipschitz (acknowledged by the authors, Appendix D of the
-updated paper). The factor 2 is the largest step: ``2 W M W^T`` may reach ``2 I``.
+it, and ``q`` must be positive (``exp`` of a parameter, not ``|p|``, which can be 0).
+The authors' first public implementation added a stability epsilon that broke the
+guarantee (their updated paper, Appendix D, and their comment on
+berndprach/1LipschitzLayersCompared issue 2); the only clamp here raises ``t``.
+The factor 2 is the largest step: ``2 W M W^T`` may reach ``2 I``.
 
 Certificate of an exported layer (``scale = 2 / t`` stored as an array): for any
 positive ``scale`` the same steps give ``J = I - W S Lambda W^T`` with
