@@ -383,3 +383,12 @@ def test_centering_bad_arguments_raise():
         centering.batch_centering(x, jnp.zeros(4))
     with pytest.raises(ValueError, match="momentum must be in"):
         centering.update_running_mean(jnp.zeros(3), jnp.zeros(3), 1.5)
+
+
+def test_soc_rescale_with_a_given_norm_estimate(rng):
+    a = _dense_generator(rng, 3.0)
+    scaled = skew_exp.rescale_to_norm(a, 1.0, norm=jnp.asarray(3.0))
+    assert np.linalg.norm(np.asarray(scaled, np.float64), 2) == pytest.approx(1.0, rel=1e-5)
+    guaranteed = skew_exp.rescale_to_norm(a, 1.0)
+    assert np.linalg.norm(np.asarray(guaranteed, np.float64), 2) <= 1.0 + 1e-6
+    np.testing.assert_array_equal(np.asarray(skew_exp.rescale_to_norm(a / 10, 1.0)), np.asarray(a / 10))
