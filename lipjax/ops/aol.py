@@ -22,13 +22,15 @@ is the autocorrelation ``P[s, i, j] = sum_{a, o} K[a, i, o] K[a + s, j, o]``
 (``s`` over the ``(2 kh - 1) x (2 kw - 1)`` shifts), so every row of ``C^T C``
 indexed by channel ``i`` has absolute sum ``r_i = sum_{s, j} |P[s, i, j]|`` and the
 argument above gives ``C^T C <= diag(r)`` with one ``r_i`` per input channel.
-The layer's real operator is sound too, for every padding and stride: a
-zero-padded or strided convolution is ``W = S_out C S_in`` with ``S_in`` the
-zero-extension of the image and ``S_out`` a selection of output coordinates, so
-``W^T W = S_in^T C^T (S_out^T S_out) C S_in <= S_in^T C^T C S_in <= diag(r)``
-restricted to the image; with circular padding on a grid smaller than the
-kernel's reach, shifts alias onto one another and the triangle inequality keeps
-each row sum below ``r_i``.
+The layer's real operator is covered too, for every padding and stride:
+
+* zero padding and/or stride: ``W = S_out C S_in`` with ``S_in`` the zero-extension
+  of the image and ``S_out`` a selection of output coordinates, so
+  ``W^T W = S_in^T C^T (S_out^T S_out) C S_in <= S_in^T C^T C S_in <= diag(r)``
+  restricted to the image (a stride only drops rows, so it is looser than needed);
+* circular padding on an ``n``-grid: ``C^T C`` is the circulant whose entries are
+  the ``P[s]`` summed over the shifts ``s`` that coincide modulo ``n``; by the
+  triangle inequality each absolute row sum is still at most ``r_i``.
 
 References:
   Prach and Lampert, Almost-orthogonal layers for efficient general-purpose

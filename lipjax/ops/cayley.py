@@ -60,7 +60,7 @@ def cayley(a: jax.Array) -> jax.Array:
     """
     check_square(a, "Cayley generator A")
     eye = jnp.eye(a.shape[-1], dtype=a.dtype)
-    return jnp.linalg.solve(eye + a, jnp.broadcast_to(eye - a, a.shape))
+    return jnp.linalg.solve(eye + a, eye - a)
 
 
 def cayley_dense_kernel(w: jax.Array) -> jax.Array:
