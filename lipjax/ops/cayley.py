@@ -43,6 +43,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from lipjax.ops.conv import PaddingLike, normalize_padding
 from lipjax.ops.skew import check_square, skew_hermitian, skew_symmetric
@@ -150,7 +151,7 @@ def cayley_conv(x: jax.Array, kernel: jax.Array, padding: PaddingLike = "CIRCULA
     return frequency_conv(x, cayley_conv_frequency_matrices(kernel, x.shape[1:3]))
 
 
-def frequency_conv_lipschitz_bound(blocks_real, blocks_imag) -> float:
+def frequency_conv_lipschitz_bound(blocks_real: ArrayLike, blocks_imag: ArrayLike) -> float:
     """Guaranteed bound of the exported :func:`frequency_conv`: ``max_w sigma_max(Q(w))``, rounded up.
 
     Float64 SVD of the exported (float32) real and imaginary parts; for Cayley

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from lipjax.ops.conv import PaddingLike, conv
 from lipjax.ops.skew import check_skew_conv, check_square
@@ -182,7 +183,7 @@ def skew_exp_lipschitz_bound(norm_bound: float, symmetric_bound: float, terms: i
     return with_rounding_slack(math.exp(float(symmetric_bound)) + taylor_remainder_bound(norm_bound, terms))
 
 
-def skew_exp_dense_lipschitz_bound(a, terms: int) -> float:
+def skew_exp_dense_lipschitz_bound(a: ArrayLike, terms: int) -> float:
     """Certified constant of the exported dense SOC step with generator ``a`` (float64, exported array)."""
     a64 = np.asarray(a, np.float64)
     if a64.ndim != 2 or a64.shape[0] != a64.shape[1]:
@@ -193,7 +194,7 @@ def skew_exp_dense_lipschitz_bound(a, terms: int) -> float:
 
 
 def skew_exp_conv_lipschitz_bound(
-    skew_kernel, input_hw: Sequence[int], terms: int, padding: PaddingLike = "SAME"
+    skew_kernel: ArrayLike, input_hw: Sequence[int], terms: int, padding: PaddingLike = "SAME"
 ) -> float:
     """Certified constant of the exported SOC convolution on ``input_hw`` images (float64).
 

@@ -50,6 +50,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from lipjax.ops.activations import get_activation
 from lipjax.ops.aol import DEFAULT_EPS, conv_abs_gram, gershgorin_scaling
@@ -146,14 +147,14 @@ def sll_conv(
     return x - conv_transpose(scale * sigma(pre), kernel, x.shape[1:], strides, padding)
 
 
-def _positive_scale(scale) -> np.ndarray:
+def _positive_scale(scale: ArrayLike) -> np.ndarray:
     s = np.asarray(scale, np.float64)
     if np.any(~np.isfinite(s)) or np.any(s < 0):
         raise ValueError("SLL scale must be finite and non-negative (it is 2 / t)")
     return s
 
 
-def sll_dense_lipschitz_bound(kernel, scale) -> float:
+def sll_dense_lipschitz_bound(kernel: ArrayLike, scale: ArrayLike) -> float:
     """Guaranteed Lipschitz bound ``max(1, ||W diag(scale)^{1/2}||_2^2 - 1)`` of an exported dense SLL.
 
     Float64, on the exported arrays; sound for any non-negative ``scale`` (see the module docstring).
@@ -166,8 +167,8 @@ def sll_dense_lipschitz_bound(kernel, scale) -> float:
 
 
 def sll_conv_lipschitz_bound(
-    kernel,
-    scale,
+    kernel: ArrayLike,
+    scale: ArrayLike,
     input_hw: Sequence[int],
     strides: Sequence[int] = (1, 1),
     padding: PaddingLike = "SAME",
