@@ -16,6 +16,7 @@ exact-Jacobian test table (``tests/test_layers.py``).
 | ConvexPotentialDense / ConvexPotentialConv | 1 (``max(1, h ||W||^2 - 1)`` in general) |
 | ConstrainedDense / ConstrainedConv | certified on the exported kernel (any ``ops.KernelConstraint``) |
 | SpectralDense / SpectralConv / FrobeniusDense | 1 (certified on export) |
+| SLLDense / SLLConv | 1 (``max(1, ||W diag(2/t)^{1/2}||^2 - 1)`` on the exported arrays) |
 | NormalizedDense (LLN head) | ``||W_normalised||_2`` |
 | GroupSort / MaxMin / FullSort / Householder | 1, gradient-norm preserving |
 | ChannelPad / Flatten / InvertibleDownsample | 1, isometries |
@@ -45,6 +46,7 @@ from lipjax.layers.reshape import (
     ScaledAvgPool,
     ScaledL2NormPool,
 )
+from lipjax.layers.sll import SLLConv, SLLDense
 from lipjax.layers.spectral import FrobeniusDense, NormalizedDense, SpectralConv, SpectralDense
 
 __all__ = [
@@ -73,6 +75,8 @@ __all__ = [
     "Repeat",
     "ScaledAvgPool",
     "ScaledL2NormPool",
+    "SLLConv",
+    "SLLDense",
     "Sequential",
     "SpectralConv",
     "SpectralDense",
