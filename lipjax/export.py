@@ -221,7 +221,12 @@ def _make_layer(kind, config, arrays, input_shape, depth=1) -> ExportedLayer:
     )
 
 
+def _slice(tree, i):
+    return jax.tree.map(lambda a: a[i], tree)
+
+
 def _records(module: nn.Module, params, stats, input_shape, path: str) -> list[ExportedLayer]:
+    """The exported layers of ``module``: one per layer of a top-level Sequential, one per Repeat."""
     if isinstance(module, Sequential):
         layers = []
         shape = tuple(input_shape)
@@ -235,13 +240,7 @@ def _records(module: nn.Module, params, stats, input_shape, path: str) -> list[E
     if isinstance(module, Repeat):
         inner_params, inner_stats = params.get("layer", {}), stats.get("layer", {})
         records = [
-            _record(
-                module.layer,
-                jax.tree.map(lambda a, i=i: a[i], inner_params),
-                jax.tree.map(lambda a, i=i: a[i], inner_stats),
-                input_shape,
-                path,
-            )
+            _record(module.layer, _slice(inner_params, i), _slice(inner_stats, i), input_shape, path)
             for i in range(module.depth)
         ]
         first = records[0]
@@ -254,6 +253,24 @@ def _records(module: nn.Module, params, stats, input_shape, path: str) -> list[E
 
 
 def _record(module, params, stats, input_shape, path) -> kinds.Record:
+    """One record for ``module``; a Sequential (or Repeat) nested in a Repeat becomes a chain."""
+    input_shape = tuple(input_shape)
+    if isinstance(module, Sequential | Repeat):
+        if isinstance(module, Sequential):
+            parts = [
+                (layer, params.get(f"layers_{i}", {}), stats.get(f"layers_{i}", {}))
+                for i, layer in enumerate(module.layers)
+            ]
+        else:
+            p, s = params.get("layer", {}), stats.get("layer", {})
+            parts = [(module.layer, _slice(p, i), _slice(s, i)) for i in range(module.depth)]
+        records, shape = [], input_shape
+        for j, (layer, p, s) in enumerate(parts):
+            records.append(_record(layer, p, s, shape, f"{path}/{j}"))
+            shape = kinds.output_shape(records[-1].kind, records[-1].config, records[-1].arrays, shape)
+        if not records:
+            raise ValueError(f"layer {path or '/'}: an empty container cannot be exported")
+        return kinds.chain_record(records)
     if not isinstance(module, LipschitzLayer):
         raise TypeError(
             f"layer {path or '/'} ({type(module).__name__}) cannot be exported: only lipjax layers "
@@ -261,7 +278,7 @@ def _record(module, params, stats, input_shape, path) -> kinds.Record:
         )
     extra = {"statistics": stats} if module.uses_statistics else {}
     try:
-        return module.export_record(params, tuple(input_shape), **extra)
+        return module.export_record(params, input_shape, **extra)
     except KeyError as err:
         raise ValueError(f"layer {path} ({type(module).__name__}): variables lack {err}") from None
 
@@ -285,10 +302,8 @@ def export(model: nn.Module, variables: Mapping[str, Any], input_shape: Sequence
     Returns:
       The :class:`Exported` model.
     """
-    if (
-        not isinstance(variables, Mapping)
-        or "params" not in variables
-        and any(True for _ in jax.tree.leaves(variables))
+    if not isinstance(variables, Mapping) or (
+        not {"params", POWER_ITERATION} & set(variables) and any(True for _ in jax.tree.leaves(variables))
     ):
         raise ValueError("variables must be the mapping returned by model.init (with a 'params' entry)")
     input_shape = tuple(int(s) for s in input_shape)

@@ -21,6 +21,21 @@ LAYERS = [
     ("cpl_conv_circular", L.ConvexPotentialConv(4, padding="CIRCULAR"), IMAGE, False),
     ("sll_dense", L.SLLDense(16), VECTOR, False),
     ("sll_conv_stride2", L.SLLConv(5, strides=(2, 2)), IMAGE, False),
+    ("aol_dense", L.AOLDense(7), VECTOR, False),
+    ("aol_conv_stride2", L.AOLConv(5, strides=(2, 2)), IMAGE, False),
+    ("cayley_dense", L.CayleyDense(12), VECTOR, True),
+    ("cayley_dense_narrower", L.CayleyDense(5), VECTOR, False),
+    ("cayley_conv", L.CayleyConv(), IMAGE, True),
+    ("cayley_conv_wider", L.CayleyConv(6), IMAGE, True),
+    ("soc_dense", L.SOCDense(12), VECTOR, True),
+    ("soc_conv", L.SOCConv(), IMAGE, True),
+    ("soc_conv_circular_5x5", L.SOCConv(kernel_size=(5, 5), padding="CIRCULAR", terms=6), IMAGE, True),
+    ("flow_dense_cayley", L.ConvexPotentialFlow(10, depth=2, conv=False), VECTOR, False),
+    ("flow_conv_exp", L.ConvexPotentialFlow(5, depth=2, skew="exp", padding="SAME", terms=8), IMAGE, False),
+    ("flow_conv_cayley", L.ConvexPotentialFlow(6), IMAGE, False),
+    ("layer_centering", L.LayerCentering(), VECTOR, False),
+    ("layer_centering_image", L.LayerCentering(), IMAGE, False),
+    ("batch_centering", L.BatchCentering(momentum=0.5), IMAGE, True),
     ("spectral_dense", L.SpectralDense(8, bjorck_iters=0), VECTOR, False),
     ("spectral_dense_bjorck", L.SpectralDense(12, bjorck_iters=25), VECTOR, True),
     ("spectral_conv", L.SpectralConv(5), IMAGE, False),
@@ -118,7 +133,7 @@ def test_records_are_checked_against_their_declaration():
 
 def test_every_lipjax_layer_is_a_lipschitz_layer():
     for _, module, _, _ in LAYERS:
-        assert isinstance(module, L.LipschitzLayer), type(module).__name__
+        assert isinstance(module, L.LipschitzLayer | L.Repeat), type(module).__name__
 
 
 @pytest.mark.parametrize("name,module,shape", SMALL_NETWORKS, ids=[p[0] for p in SMALL_NETWORKS])

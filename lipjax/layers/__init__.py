@@ -16,6 +16,11 @@ exact-Jacobian test table (``tests/test_layers.py``).
 | ConvexPotentialDense / ConvexPotentialConv | 1 (``max(1, h ||W||^2 - 1)`` in general) |
 | ConstrainedDense / ConstrainedConv | certified on the exported kernel (any ``ops.KernelConstraint``) |
 | SpectralDense / SpectralConv / FrobeniusDense | 1 (certified on export) |
+| AOLDense / AOLConv | <= 1 (AOL rescaling; certified on the exported kernel) |
+| CayleyDense / CayleyConv | 1 (orthogonal; certified: 1 + measured deviation) |
+| SOCDense / SOCConv | 1 (truncated exponential; certified: 1 + Taylor remainder bound) |
+| ConvexPotentialFlow (``depth`` x [CPL step, Cayley / exp step]) | 1 (product of the steps' bounds) |
+| LayerCentering / BatchCentering | 1 (a projection / a translation at evaluation) |
 | SLLDense / SLLConv | 1 (``max(1, ||W diag(2/t)^{1/2}||^2 - 1)`` on the exported arrays) |
 | NormalizedDense (LLN head) | ``||W_normalised||_2`` |
 | GroupSort / MaxMin / FullSort / Householder | 1, gradient-norm preserving |
@@ -32,11 +37,15 @@ from lipjax.layers.activations import (
     Householder,
     MaxMin,
 )
+from lipjax.layers.aol import AOLConv, AOLDense
 from lipjax.layers.base import POWER_ITERATION, LipschitzLayer
+from lipjax.layers.centering import BatchCentering, LayerCentering
 from lipjax.layers.constrained import ConstrainedConv, ConstrainedDense
 from lipjax.layers.containers import Repeat, Sequential
 from lipjax.layers.convex_potential import ConvexPotentialConv, ConvexPotentialDense
+from lipjax.layers.flow import ConvexPotentialFlow
 from lipjax.layers.kinds import KINDS, ExportKind, Record, register
+from lipjax.layers.orthogonal import CayleyConv, CayleyDense, SOCConv, SOCDense
 from lipjax.layers.reshape import (
     ChannelPad,
     ChannelTruncate,
@@ -52,12 +61,18 @@ from lipjax.layers.spectral import FrobeniusDense, NormalizedDense, SpectralConv
 __all__ = [
     "KINDS",
     "POWER_ITERATION",
+    "AOLConv",
+    "AOLDense",
     "Activation",
+    "BatchCentering",
+    "CayleyConv",
+    "CayleyDense",
     "ChannelPad",
     "ChannelTruncate",
     "ConstrainedConv",
     "ConstrainedDense",
     "ConvexPotentialConv",
+    "ConvexPotentialFlow",
     "ConvexPotentialDense",
     "ExportKind",
     "Flatten",
@@ -66,6 +81,7 @@ __all__ = [
     "GroupSort",
     "GroupSort2",
     "Householder",
+    "LayerCentering",
     "InvertibleDownsample",
     "LipschitzLayer",
     "MaxMin",
@@ -75,6 +91,8 @@ __all__ = [
     "Repeat",
     "ScaledAvgPool",
     "ScaledL2NormPool",
+    "SOCConv",
+    "SOCDense",
     "SLLConv",
     "SLLDense",
     "Sequential",

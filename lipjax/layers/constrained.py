@@ -83,13 +83,13 @@ class ConstrainedDenseBase(LipschitzLayer, PowerIterationMixin):
     """``y = x W + b`` with ``W`` = :meth:`kernel_constraint` applied to the raw parameter.
 
     Attributes:
-      features: output size.
+      features: output size (``None``: the input size).
       use_bias: add a bias.
       power_iters: power-iteration steps per training update (constraints that
         divide by the operator norm).
     """
 
-    features: int
+    features: int | None
     use_bias: bool = True
     power_iters: int = 1
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
@@ -101,28 +101,35 @@ class ConstrainedDenseBase(LipschitzLayer, PowerIterationMixin):
 
     def __post_init__(self):
         name = type(self).__name__
-        check_positive("features", self.features, name)
+        if self.features is not None:
+            check_positive("features", self.features, name)
         check_positive("power_iters", self.power_iters, name, allow_zero=True)
         super().__post_init__()
+
+    def _features(self, d: int) -> int:
+        return d if self.features is None else self.features
 
     @nn.compact
     def __call__(self, x, update_stats: bool = False):
         check_input(x, 2, type(self).__name__)
         d = x.shape[-1]
         constraint = self.kernel_constraint()
-        raw = self.param("kernel", self.kernel_init, constraint.raw_shape((d, self.features)))
-        prepared = constraint.prepare(raw)
+        shape = (d, self._features(d))
+        prepared = constraint.prepare(
+            self.param("kernel", self.kernel_init, constraint.raw_shape(shape)), shape
+        )
         sigma = None
         if constraint.operator_norm:
             sigma = self.spectral_estimate(ops.dense_operator, prepared, (d,), self.power_iters, update_stats)
         y = x @ constraint.finish(prepared, sigma).astype(x.dtype)
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,))
+            y = y + self.param("bias", nn.initializers.zeros, (shape[1],))
         return y
 
     def export_record(self, params, input_shape) -> Record:
         constraint = self.kernel_constraint()
-        prepared = constraint.prepare(jnp.asarray(params["kernel"]))
+        shape = (input_shape[-1], self._features(input_shape[-1]))
+        prepared = constraint.prepare(jnp.asarray(params["kernel"]), shape)
         norm = ops.dense_spectral_norm_bound(np.asarray(prepared)) if constraint.operator_norm else None
         kernel = constraint.finish(prepared, None if norm is None else np.float32(norm))
         return self.export_kind.record(kernel=np.asarray(kernel), bias=_bias_array(params))
@@ -173,7 +180,9 @@ class ConstrainedConvBase(LipschitzLayer, PowerIterationMixin):
         check_input(x, 4, type(self).__name__)
         constraint = self.kernel_constraint()
         shape = (*self.kernel_size, x.shape[-1], self.features)
-        prepared = constraint.prepare(self.param("kernel", self.kernel_init, constraint.raw_shape(shape)))
+        prepared = constraint.prepare(
+            self.param("kernel", self.kernel_init, constraint.raw_shape(shape)), shape
+        )
         sigma = None
         if constraint.operator_norm:
             operator = partial(
@@ -187,7 +196,8 @@ class ConstrainedConvBase(LipschitzLayer, PowerIterationMixin):
 
     def export_record(self, params, input_shape) -> Record:
         constraint = self.kernel_constraint()
-        prepared = np.asarray(constraint.prepare(jnp.asarray(params["kernel"])))
+        shape = (*self.kernel_size, input_shape[-1], self.features)
+        prepared = np.asarray(constraint.prepare(jnp.asarray(params["kernel"]), shape))
         norm = None
         if constraint.operator_norm:
             norm = ops.conv_spectral_norm_bound(prepared, input_shape[:2], self.strides, self.padding)

@@ -48,6 +48,8 @@ class ExportKind:
       arrays: names of the arrays every record of this kind holds.
       optional_arrays: names it may hold (e.g. ``bias``).
       config: names of its JSON config fields (all required).
+      validate: replaces the name checks for kinds whose array names depend on
+        the config (:data:`CHAIN`).
     """
 
     name: str
@@ -56,9 +58,13 @@ class ExportKind:
     arrays: tuple[str, ...] = ()
     optional_arrays: tuple[str, ...] = ()
     config: tuple[str, ...] = ()
+    validate: Callable[[Config, Arrays], None] | None = None
 
     def check(self, config: Config, arrays: Arrays) -> None:
         """Raises ``ValueError`` naming any missing or unknown array or config field."""
+        if self.validate is not None:
+            self.validate(config, arrays)
+            return
         missing = [n for n in self.arrays if n not in arrays]
         unknown = [n for n in arrays if n not in self.arrays and n not in self.optional_arrays]
         if missing or unknown:
@@ -147,3 +153,82 @@ def exactly_one(arrays: Arrays, config: Config, input_shape: tuple[int, ...]) ->
 def one_with_rounding(arrays: Arrays, config: Config, input_shape: tuple[int, ...]) -> float:
     """1 plus the float32 rounding slack (maps that are 1-Lipschitz only in exact arithmetic)."""
     return with_rounding_slack(1.0)
+
+
+# --- chains: several records applied in turn, one exported layer -----------------------------
+#
+# A Repeat of a Sequential (e.g. the convex potential flow block: a potential step then a
+# skew step) exports as one "chain" layer, so its depth is still one scanned layer. Its
+# arrays are namespaced "<step>/<name>"; its config lists the steps' kinds and configs.
+
+
+def _steps(config: Config) -> list[Mapping[str, Any]]:
+    steps = config.get("steps") if isinstance(config, Mapping) else None
+    if not isinstance(steps, list) or not steps:
+        raise ValueError("layer kind 'chain': config needs a non-empty list 'steps'")
+    for step in steps:
+        if not isinstance(step, Mapping) or set(step) != {"kind", "config"}:
+            raise ValueError("layer kind 'chain': every step is {'kind': name, 'config': {...}}")
+    return steps
+
+
+def _split(arrays: Arrays, count: int) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = [{} for _ in range(count)]
+    for key, value in arrays.items():
+        index, _, name = key.partition("/")
+        if not index.isdigit() or int(index) >= count or not name:
+            raise ValueError(f"layer kind 'chain': array {key!r} names no step of {count}")
+        parts[int(index)][name] = value
+    return parts
+
+
+def _chain_apply(x, arrays, config):
+    steps = _steps(config)
+    for step, part in zip(steps, _split(arrays, len(steps)), strict=True):
+        x = lookup(step["kind"]).apply(x, part, step["config"])
+    return x
+
+
+def _chain_lipschitz(arrays, config, input_shape):
+    steps = _steps(config)
+    total, shape = 1.0, tuple(input_shape)
+    for step, part in zip(steps, _split(arrays, len(steps)), strict=True):
+        kind = lookup(step["kind"])
+        total *= kind.lipschitz(part, step["config"], shape)
+        shape = output_shape(kind, step["config"], part, shape)
+    return total
+
+
+def _chain_validate(config, arrays):
+    if set(config) != {"steps"}:
+        raise ValueError(f"layer kind 'chain': config fields must be ['steps']; got {sorted(config)}")
+    steps = _steps(config)
+    for step, part in zip(steps, _split(arrays, len(steps)), strict=True):
+        if not isinstance(step["config"], Mapping):
+            raise ValueError("layer kind 'chain': a step's config must be a mapping")
+        lookup(step["kind"]).check(step["config"], part)
+
+
+CHAIN = register(
+    ExportKind("chain", apply=_chain_apply, lipschitz=_chain_lipschitz, validate=_chain_validate)
+)
+"""Steps applied in turn; Lipschitz bound: the product of the steps' bounds."""
+
+
+def output_shape(kind: ExportKind, config: Config, arrays: Arrays, input_shape: tuple[int, ...]):
+    """Shape of one output of ``kind`` for one input of ``input_shape`` (no batch axis)."""
+    out = jax.eval_shape(
+        lambda x, a: kind.apply(x, a, config),
+        jax.ShapeDtypeStruct((1, *input_shape), np.float32),
+        {k: jax.ShapeDtypeStruct(np.shape(v), np.float32) for k, v in arrays.items()},
+    )
+    return tuple(out.shape[1:])
+
+
+def chain_record(records: list[Record]) -> Record:
+    """One record applying ``records`` in turn (a single record is returned unchanged)."""
+    if len(records) == 1:
+        return records[0]
+    steps = [{"kind": r.kind.name, "config": r.config} for r in records]
+    arrays = {f"{i}/{name}": v for i, r in enumerate(records) for name, v in r.arrays.items()}
+    return CHAIN.record({"steps": steps}, **arrays)

@@ -23,7 +23,11 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from lipjax.ops.aol import aol_conv_kernel, aol_dense_kernel
+from lipjax.ops.cayley import cayley_dense_kernel
 from lipjax.ops.orthogonal import bjorck
+from lipjax.ops.skew import skew_symmetric
+from lipjax.ops.skew_exp import check_terms, rescale_to_norm, taylor_exp_matrix
 
 KernelMap = Callable[[jax.Array], jax.Array]
 ShapeMap = Callable[[tuple[int, ...]], tuple[int, ...]]
@@ -76,9 +80,16 @@ class KernelConstraint:
         """Shape of the trainable parameter behind a kernel of ``kernel_shape``."""
         return tuple(self.parameter_shape(kernel_shape)) if self.parameter_shape else tuple(kernel_shape)
 
-    def prepare(self, raw: jax.Array) -> jax.Array:
-        """``before(V)``, the kernel whose operator norm ``n`` is taken."""
-        return self.before(raw) if self.before is not None else raw
+    def prepare(self, raw: jax.Array, kernel_shape: tuple[int, ...] | None = None) -> jax.Array:
+        """``before(V)``, cropped to ``kernel_shape`` (leading corner): the kernel whose norm ``n`` is taken.
+
+        Cropping keeps a sub-matrix of ``before(V)``, whose norm is no larger (how a
+        square orthogonal map serves a layer with ``in != out`` features).
+        """
+        kernel = self.before(raw) if self.before is not None else raw
+        if kernel_shape is not None and tuple(kernel.shape) != tuple(kernel_shape):
+            kernel = kernel[tuple(slice(0, n) for n in kernel_shape)]
+        return kernel
 
     def finish(self, prepared: jax.Array, norm: jax.Array | float | None = None) -> jax.Array:
         """``after(prepared / n)``; ``norm`` is required exactly when ``operator_norm`` is set."""
@@ -106,3 +117,37 @@ FROBENIUS = KernelConstraint("frobenius", before=frobenius_normalize)
 
 LLN_ROWS = KernelConstraint("lln_rows", before=normalize_columns)
 """Unit-norm weight vector per output (the normalised last layer)."""
+
+AOL_DENSE = KernelConstraint("aol", before=aol_dense_kernel)
+"""AOL rescaling ``diag(d) W^T``, ``d_i = (sum_j |W^T W|_ij)^{-1/2}``: norm <= 1 with no iteration."""
+
+AOL_CONV = KernelConstraint("aol_conv", before=aol_conv_kernel)
+"""AOL rescaling of an HWIO kernel (per input channel), operator norm <= 1 for every padding and stride."""
+
+
+def _square(kernel_shape: tuple[int, ...]) -> tuple[int, int]:
+    n = max(kernel_shape)
+    return (n, n)
+
+
+CAYLEY = KernelConstraint("cayley", before=cayley_dense_kernel, parameter_shape=_square)
+"""Orthogonal ``cayley(V - V^T)`` of a square parameter (n = max(in, out)), cropped to (in, out)."""
+
+
+def soc_dense_kernel(raw: jax.Array, terms: int, max_norm: float) -> jax.Array:
+    """``T_n(A) = sum_{k <= n} A^k / k!`` for ``A = V - V^T`` shrunk to ``||A|| <= max_norm``.
+
+    The truncated series is only nearly orthogonal; a dense layer exports the matrix
+    itself, so its certificate (the SVD of the exported kernel) already contains the
+    truncation error, with no remainder estimate needed.
+    """
+    return taylor_exp_matrix(rescale_to_norm(skew_symmetric(raw), max_norm), terms)
+
+
+def soc(terms: int = 12, max_norm: float = 1.0) -> KernelConstraint:
+    """Skew-orthogonal (exponential) dense kernel, see :func:`soc_dense_kernel`."""
+    check_terms(terms)
+    if not max_norm > 0:
+        raise ValueError(f"SOC max_norm must be positive; got {max_norm}")
+    before = partial(soc_dense_kernel, terms=terms, max_norm=max_norm)
+    return KernelConstraint(f"soc(terms={terms})", before=before, parameter_shape=_square)
