@@ -2,10 +2,11 @@
 
 An :class:`Exported` model is a list of layer records ``(kind, config, arrays)``
 plus, for each, a guaranteed upper bound of its l2 Lipschitz constant computed
-on the exported arrays by :mod:`lipjax.ops.spectral_bounds`. It runs with a
-small interpreter over :mod:`lipjax.ops` (no training code, no Flax), and saves
-to a single ``.npz`` (arrays + a JSON description) that is read back with
-``allow_pickle=False``: loading never executes code. Loading recomputes every
+on the exported arrays by its kind's declaration (:class:`lipjax.layers.ExportKind`,
+written next to the layer). It runs with a small interpreter over :mod:`lipjax.ops`
+(each kind's ``apply``; no training code), and saves to a single ``.npz`` (arrays +
+a JSON description) that is read back with ``allow_pickle=False``: loading never
+executes code, a stored kind name is only looked up among the registered kinds. Loading recomputes every
 constant from the arrays, so a certificate never rests on a stored number.
 
 Example::

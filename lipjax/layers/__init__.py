@@ -8,8 +8,9 @@ Every layer subclasses :class:`LipschitzLayer`: it takes ``update_stats`` in
 exported kinds declared next to it (:mod:`lipjax.layers.kinds`).
 
 Adding a layer is a local change: its maths in :mod:`lipjax.ops`, its module and
-its :class:`ExportKind` declaration in one file here, one row in the
-exact-Jacobian test table (``tests/test_layers.py``).
+its :class:`ExportKind` declaration in one file here, its public name in this
+``__init__``, and one row in the exact-Jacobian test table
+(``tests/test_layers.py``, whose completeness over :data:`KINDS` is tested).
 
 | layer | Lipschitz (l2) |
 |---|---|

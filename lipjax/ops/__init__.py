@@ -2,10 +2,17 @@
 
 Layers in :mod:`lipjax.layers` and the exported-model interpreter in
 :mod:`lipjax.export` only call these functions, so each formula lives here once.
+The layer family's maths are in submodules: :mod:`lipjax.ops.aol`,
+:mod:`lipjax.ops.sll`, :mod:`lipjax.ops.cayley`, :mod:`lipjax.ops.skew`,
+:mod:`lipjax.ops.skew_exp`, :mod:`lipjax.ops.centering`; weight constraints
+(kernel maps) in :mod:`lipjax.ops.constraints`.
 """
 
 from lipjax.ops.activations import ACTIVATIONS, get_activation
 from lipjax.ops.constraints import (
+    AOL_CONV,
+    AOL_DENSE,
+    CAYLEY,
     FROBENIUS,
     LLN_ROWS,
     KernelConstraint,
@@ -13,6 +20,7 @@ from lipjax.ops.constraints import (
     bjorck_then_spectral,
     frobenius_normalize,
     normalize_columns,
+    soc,
     spectral,
 )
 from lipjax.ops.conv import conv, conv_transpose, normalize_padding
@@ -41,6 +49,9 @@ from lipjax.ops.spectral_bounds import (
 
 __all__ = [
     "ACTIVATIONS",
+    "AOL_CONV",
+    "AOL_DENSE",
+    "CAYLEY",
     "FROBENIUS",
     "LLN_ROWS",
     "ROUNDING_SLACK",
@@ -71,5 +82,6 @@ __all__ = [
     "power_iteration",
     "scaled_avg_pool",
     "scaled_l2_norm_pool",
+    "soc",
     "spectral",
 ]
