@@ -53,7 +53,7 @@ def make_step(model, optimizer):
             logits, updates = model.apply(
                 {"params": params, **state}, x, update_stats=True, mutable=[layers.POWER_ITERATION]
             )
-            return losses.multi_margin_loss(logits, y), updates
+            return losses.multi_margin_loss(logits, y).mean(), updates
 
         (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         changes, opt_state = optimizer.update(grads, opt_state, params)
@@ -79,8 +79,13 @@ def load_cifar(path: Path, test: int):
     from lipjax import data
 
     train = data.load("cifar10", "train", path=path)
-    test_set = data.load("cifar10", "test", path=path).take(test)
-    return (train.float_images(), train.labels), (test_set.float_images(), test_set.labels)
+    test_set = data.load("cifar10", "test", path=path)
+    # the files are ordered by class: draw a seeded random subset, not the first images
+    pick = np.random.default_rng(1).permutation(len(test_set))[:test]
+    return (train.float_images(), train.labels), (
+        data.to_float(test_set.images[pick]),
+        test_set.labels[pick],
+    )
 
 
 def bench_layer(layer: str, args, cifar) -> dict:
