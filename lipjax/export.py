@@ -2,10 +2,11 @@
 
 An :class:`Exported` model is a list of layer records ``(kind, config, arrays)``
 plus, for each, a guaranteed upper bound of its l2 Lipschitz constant computed
-on the exported arrays by :mod:`lipjax.ops.spectral_bounds`. It runs with a
-small interpreter over :mod:`lipjax.ops` (no training code, no Flax), and saves
-to a single ``.npz`` (arrays + a JSON description) that is read back with
-``allow_pickle=False``: loading never executes code. Loading recomputes every
+on the exported arrays by its kind's declaration (:class:`lipjax.layers.ExportKind`,
+written next to the layer). It runs with a small interpreter over :mod:`lipjax.ops`
+(each kind's ``apply``; no training code), and saves to a single ``.npz`` (arrays +
+a JSON description) that is read back with ``allow_pickle=False``: loading never
+executes code, a stored kind name is only looked up among the registered kinds. Loading recomputes every
 constant from the arrays, so a certificate never rests on a stored number.
 
 Example::
@@ -24,7 +25,7 @@ import math
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -32,100 +33,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lipjax import certify, ops
-from lipjax.layers.base import POWER_ITERATION
+import lipjax.layers  # noqa: F401 - registers every layer kind
+from lipjax import certify
+from lipjax.layers import kinds
+from lipjax.layers.base import POWER_ITERATION, LipschitzLayer
 from lipjax.layers.containers import Repeat, Sequential
-from lipjax.ops.convex_potential import convex_potential_lipschitz
-from lipjax.ops.spectral_bounds import with_rounding_slack
 
 FORMAT = "lipjax-export"
 FORMAT_VERSION = 1
 _META_KEY = "__lipjax__"
 
 
-# --- the interpreter: kind -> (apply, Lipschitz bound) --------------------------------
-
-
-def _padding(config):
-    padding = config["padding"]
-    return padding if isinstance(padding, str) else tuple(tuple(p) for p in padding)
-
-
-def _apply_dense(x, a, c):
-    y = x @ a["kernel"]
-    return y + a["bias"] if "bias" in a else y
-
-
-def _apply_conv(x, a, c):
-    y = ops.conv(x, a["kernel"], c["strides"], _padding(c))
-    return y + a["bias"] if "bias" in a else y
-
-
-def _dense_bound(a, c, shape):
-    return ops.dense_spectral_norm_bound(a["kernel"])
-
-
-def _conv_bound(a, c, shape):
-    return ops.conv_spectral_norm_bound(a["kernel"], shape[:2], c["strides"], _padding(c))
-
-
-def _cpl_bound(norm_bound):
-    def bound(a, c, shape):
-        return with_rounding_slack(convex_potential_lipschitz(a["scale"], norm_bound(a, c, shape)))
-
-    return bound
-
-
-def _one(a, c, shape):
-    return 1.0
-
-
-def _one_with_rounding(a, c, shape):
-    return with_rounding_slack(1.0)
-
-
-def _normalize_bound(a, c, shape):
-    std = np.asarray(a["std"], np.float64)
-    if np.any(std <= 0) or not np.all(np.isfinite(std)):
-        raise ValueError("normalize layer has a non-positive or non-finite std")
-    return with_rounding_slack(1.0 / float(std.min()))
-
-
-@dataclasses.dataclass(frozen=True)
-class _Kind:
-    apply: Callable[[jax.Array, Mapping[str, jax.Array], Mapping[str, Any]], jax.Array]
-    lipschitz: Callable[[Mapping[str, np.ndarray], Mapping[str, Any], tuple[int, ...]], float]
-    arrays: tuple[str, ...] = ()
-
-
-KINDS: dict[str, _Kind] = {
-    "dense": _Kind(_apply_dense, _dense_bound, ("kernel",)),
-    "normalized_head": _Kind(_apply_dense, _dense_bound, ("kernel",)),
-    "conv": _Kind(_apply_conv, _conv_bound, ("kernel",)),
-    "convex_potential_dense": _Kind(
-        lambda x, a, c: ops.convex_potential_dense(x, a["kernel"], a["bias"], a["scale"], c["activation"]),
-        _cpl_bound(_dense_bound),
-        ("kernel", "bias", "scale"),
-    ),
-    "convex_potential_conv": _Kind(
-        lambda x, a, c: ops.convex_potential_conv(
-            x, a["kernel"], a["bias"], a["scale"], c["strides"], _padding(c), c["activation"]
-        ),
-        _cpl_bound(_conv_bound),
-        ("kernel", "bias", "scale"),
-    ),
-    "normalize": _Kind(lambda x, a, c: (x - a["mean"]) / a["std"], _normalize_bound, ("mean", "std")),
-    "channel_pad": _Kind(lambda x, a, c: ops.channel_pad(x, c["channels"]), _one),
-    "channel_truncate": _Kind(lambda x, a, c: ops.channel_truncate(x, c["channels"]), _one),
-    "flatten": _Kind(lambda x, a, c: ops.flatten(x), _one),
-    "pixel_unshuffle": _Kind(lambda x, a, c: ops.pixel_unshuffle(x, c["factor"]), _one),
-    "scaled_avg_pool": _Kind(lambda x, a, c: ops.scaled_avg_pool(x, c["window"]), _one_with_rounding),
-    "scaled_l2_norm_pool": _Kind(lambda x, a, c: ops.scaled_l2_norm_pool(x, c["window"]), _one_with_rounding),
-    "group_sort": _Kind(lambda x, a, c: ops.group_sort(x, c["group_size"]), _one),
-    "full_sort": _Kind(lambda x, a, c: ops.full_sort(x), _one),
-    "householder": _Kind(lambda x, a, c: ops.householder(x, a["theta"]), _one_with_rounding, ("theta",)),
-    "activation": _Kind(lambda x, a, c: ops.get_activation(c["name"])(x), _one),
-}
+# Every exported kind is declared once, next to its layer, in lipjax.layers (see
+# lipjax.layers.kinds); importing lipjax.layers registers them all in KINDS.
+KINDS = kinds.KINDS
 
 
 # --- exported model ---------------------------------------------------------------------
@@ -145,7 +66,7 @@ class ExportedLayer:
 
 
 def _apply_layer(layer_kind: str, config, depth: int, x, arrays):
-    apply = KINDS[layer_kind].apply
+    apply = kinds.lookup(layer_kind).apply
     if depth == 1:
         return apply(x, arrays, config)
 
@@ -282,12 +203,10 @@ def _thaw_structure(structure):
 
 
 def _make_layer(kind, config, arrays, input_shape, depth=1) -> ExportedLayer:
-    if kind not in KINDS:
-        raise ValueError(f"unknown layer kind {kind!r}; known: {sorted(KINDS)}")
-    spec = KINDS[kind]
-    missing = [name for name in spec.arrays if name not in arrays]
-    if missing:
-        raise ValueError(f"layer {kind!r} is missing arrays {missing}")
+    spec = kinds.lookup(kind)
+    if not isinstance(config, dict):
+        raise ValueError(f"layer {kind!r}: config must be a mapping; got {type(config).__name__}")
+    spec.check(config, arrays)
     for name, value in arrays.items():
         if not np.all(np.isfinite(value)):
             raise ValueError(f"layer {kind!r}: array {name!r} contains NaN or inf")
@@ -303,49 +222,66 @@ def _make_layer(kind, config, arrays, input_shape, depth=1) -> ExportedLayer:
     )
 
 
-def _records(module: nn.Module, params, state, input_shape, path: str):
+def _slice(tree, i):
+    return jax.tree.map(lambda a: a[i], tree)
+
+
+def _records(module: nn.Module, params, stats, input_shape, path: str) -> list[ExportedLayer]:
+    """The exported layers of ``module``: one per layer of a top-level Sequential, one per Repeat."""
     if isinstance(module, Sequential):
         layers = []
         shape = tuple(input_shape)
         for i, layer in enumerate(module.layers):
             name = f"layers_{i}"
-            sub = _records(layer, params.get(name, {}), state.get(name, {}), shape, f"{path}/{name}")
+            sub = _records(layer, params.get(name, {}), stats.get(name, {}), shape, f"{path}/{name}")
             layers.extend(sub)
             if sub:
                 shape = sub[-1].output_shape
         return layers
     if isinstance(module, Repeat):
-        inner_params, inner_state = params.get("layer", {}), state.get("layer", {})
+        inner_params, inner_stats = params.get("layer", {}), stats.get("layer", {})
         records = [
-            _record(
-                module.layer,
-                jax.tree.map(lambda a, i=i: a[i], inner_params),
-                jax.tree.map(lambda a, i=i: a[i], inner_state),
-                input_shape,
-                path,
-            )
+            _record(module.layer, _slice(inner_params, i), _slice(inner_stats, i), input_shape, path)
             for i in range(module.depth)
         ]
-        kind, config, arrays = records[0]
+        first = records[0]
         if module.depth == 1:
-            return [_make_layer(kind, config, arrays, input_shape)]
-        stacked = {k: np.stack([r[2][k] for r in records]) for k in arrays}
-        return [_make_layer(kind, config, stacked, input_shape, depth=module.depth)]
-    kind, config, arrays = _record(module, params, state, input_shape, path)
-    return [_make_layer(kind, config, arrays, input_shape)]
+            return [_make_layer(first.kind.name, first.config, first.arrays, input_shape)]
+        stacked = {k: np.stack([r.arrays[k] for r in records]) for k in first.arrays}
+        return [_make_layer(first.kind.name, first.config, stacked, input_shape, depth=module.depth)]
+    record = _record(module, params, stats, input_shape, path)
+    return [_make_layer(record.kind.name, record.config, record.arrays, input_shape)]
 
 
-def _record(module, params, state, input_shape, path):
-    if not hasattr(module, "export_record"):
+def _record(module, params, stats, input_shape, path) -> kinds.Record:
+    """One record for ``module``; a Sequential (or Repeat) nested in a Repeat becomes a chain."""
+    input_shape = tuple(input_shape)
+    if isinstance(module, Sequential | Repeat):
+        if isinstance(module, Sequential):
+            parts = [
+                (layer, params.get(f"layers_{i}", {}), stats.get(f"layers_{i}", {}))
+                for i, layer in enumerate(module.layers)
+            ]
+        else:
+            p, s = params.get("layer", {}), stats.get("layer", {})
+            parts = [(module.layer, _slice(p, i), _slice(s, i)) for i in range(module.depth)]
+        records, shape = [], input_shape
+        for j, (layer, p, s) in enumerate(parts):
+            records.append(_record(layer, p, s, shape, f"{path}/{j}"))
+            shape = kinds.output_shape(records[-1].kind, records[-1].config, records[-1].arrays, shape)
+        if not records:
+            raise ValueError(f"layer {path or '/'}: an empty container cannot be exported")
+        return kinds.chain_record(records)
+    if not isinstance(module, LipschitzLayer):
         raise TypeError(
             f"layer {path or '/'} ({type(module).__name__}) cannot be exported: only lipjax layers "
             "(with a certified Lipschitz constant) can; see lipjax.layers"
         )
+    extra = {"statistics": stats} if module.uses_statistics else {}
     try:
-        kind, config, arrays = module.export_record(params, state, tuple(input_shape))
+        return module.export_record(params, input_shape, **extra)
     except KeyError as err:
         raise ValueError(f"layer {path} ({type(module).__name__}): variables lack {err}") from None
-    return kind, config, {k: np.asarray(v, np.float32) for k, v in arrays.items()}
 
 
 def export(model: nn.Module, variables: Mapping[str, Any], input_shape: Sequence[int]) -> Exported:
@@ -367,23 +303,17 @@ def export(model: nn.Module, variables: Mapping[str, Any], input_shape: Sequence
     Returns:
       The :class:`Exported` model.
     """
-    if (
-        not isinstance(variables, Mapping)
-        or "params" not in variables
-        and any(True for _ in jax.tree.leaves(variables))
+    if not isinstance(variables, Mapping) or (
+        not {"params", POWER_ITERATION} & set(variables) and any(True for _ in jax.tree.leaves(variables))
     ):
         raise ValueError("variables must be the mapping returned by model.init (with a 'params' entry)")
     input_shape = tuple(int(s) for s in input_shape)
     params = dict(variables.get("params", {}))
-    state = dict(variables.get(POWER_ITERATION, {}))
+    stats = dict(variables.get(POWER_ITERATION, {}))
     if not isinstance(model, Sequential):
         model = Sequential([model])
-        params, state = {"layers_0": params}, {"layers_0": state}
-    try:
-        layers = _records(model, params, state, input_shape, "")
-    except (TypeError, ValueError):
-        raise
-    return Exported(layers, input_shape)
+        params, stats = {"layers_0": params}, {"layers_0": stats}
+    return Exported(_records(model, params, stats, input_shape, ""), input_shape)
 
 
 # --- saving and loading -------------------------------------------------------------------

@@ -175,3 +175,110 @@ def deel_lip_mnist_binary(hidden: Sequence[int] = (256, 128, 64)) -> L.Sequentia
     for width in hidden:
         blocks += [L.SpectralDense(width), L.GroupSort2()]
     return L.Sequential([*blocks, L.FrobeniusDense(1)])
+
+
+# --- the architecture of "1-Lipschitz layers compared" (Prach et al., 2024) ----------------
+
+LIPCONVNET_BASE_WIDTHS: dict[str, int] = {"XS": 16, "S": 32, "M": 64, "L": 128}
+"""Channels of the first block of a 32x32 network; each block doubles them."""
+
+
+def _conv_cpl(channels, k):
+    return L.ConvexPotentialConv(channels, (k, k))
+
+
+def _conv_sll(channels, k):
+    return L.SLLConv(channels, (k, k))
+
+
+def _conv_aol(channels, k):
+    return L.AOLConv(channels, (k, k))
+
+
+def _conv_cayley(channels, k):
+    return L.CayleyConv(channels, (k, k))
+
+
+def _conv_soc(channels, k):
+    return L.SOCConv(channels, (k, k))
+
+
+def _conv_spectral(channels, k):
+    return L.SpectralConv(channels, (k, k))
+
+
+LIPCONVNET_LAYERS = {
+    "cpl": _conv_cpl,
+    "sll": _conv_sll,
+    "aol": _conv_aol,
+    "cayley": _conv_cayley,
+    "soc": _conv_soc,
+    "spectral": _conv_spectral,
+}
+"""Layer type -> ``(channels, kernel_size) -> channel-preserving 1-Lipschitz conv layer``."""
+
+
+def lipconvnet(
+    layer: str = "cpl",
+    size: str = "XS",
+    num_classes: int = 10,
+    input_resolution: int = 32,
+    layers_per_block: int = 5,
+    kernel_size: int = 3,
+    head: str = "truncate",
+    mean: Sequence[float] | None = CIFAR10_MEAN,
+    std: Sequence[float] | None = CIFAR10_STD,
+) -> L.Sequential:
+    """The LipConvNet-style network of Prach et al. (2024), with any 1-Lipschitz conv layer.
+
+    The same network for every layer type, so layer types compare at equal shape:
+    normalise -> zero channel padding to ``w`` -> a 1x1 layer + MaxMin -> ``log2(resolution)``
+    blocks, block ``i`` holding ``layers_per_block`` x [layer on ``w 2^i`` channels, MaxMin]
+    (one ``Repeat``, compiled once) then keeping the first half of the channels and a
+    2x2 pixel unshuffle (so the channels double and the resolution halves) -> a 1x1
+    layer on the ``1 x 1 x W`` map -> flatten -> head. The last block (on 2x2 images)
+    uses 1x1 kernels. ``W = 32 x {16, 32, 64, 128}`` for XS, S, M, L and
+    ``w = W / resolution``. Every piece is 1-Lipschitz (projections, isometries, the layers).
+
+    Args:
+      layer: one of :data:`LIPCONVNET_LAYERS` (``cpl``, ``sll``, ``aol``, ``cayley``,
+        ``soc``, ``spectral``).
+      size: ``XS``, ``S``, ``M`` or ``L``.
+      num_classes: outputs.
+      input_resolution: side of the square input (a power of two, at least 4).
+      layers_per_block: layers per block.
+      kernel_size: kernel of the blocks' layers (odd for Cayley / SOC).
+      head: ``"truncate"`` (first ``num_classes`` features, as in the paper) or ``"lln"``.
+      mean, std: input standardisation (part of the certified constant), or both None.
+
+    References:
+      Prach, Brau, Buttazzo, Lampert, 1-Lipschitz layers compared: memory, speed
+      and certifiable robustness, CVPR 2024 (architecture as in their public code).
+    """
+    if layer not in LIPCONVNET_LAYERS:
+        raise ValueError(f"layer must be one of {sorted(LIPCONVNET_LAYERS)}; got {layer!r}")
+    if size not in LIPCONVNET_BASE_WIDTHS:
+        raise ValueError(f"size must be one of {sorted(LIPCONVNET_BASE_WIDTHS)}; got {size!r}")
+    if (
+        not isinstance(input_resolution, int)
+        or input_resolution < 4
+        or input_resolution & (input_resolution - 1)
+    ):
+        raise ValueError(f"input_resolution must be a power of two >= 4; got {input_resolution!r}")
+    if not isinstance(layers_per_block, int) or layers_per_block < 1:
+        raise ValueError(f"layers_per_block must be a positive int; got {layers_per_block!r}")
+    make = LIPCONVNET_LAYERS[layer]
+    blocks = input_resolution.bit_length() - 1
+    final_width = LIPCONVNET_BASE_WIDTHS[size] * 32
+    width = max(final_width // input_resolution, 1)
+    body: list[nn.Module] = [*_normalize(mean, std), L.ChannelPad(width), make(width, 1), L.MaxMin()]
+    for i in range(blocks):
+        channels = width * 2**i
+        k = kernel_size if i < blocks - 1 else 1
+        body += [
+            L.Repeat(L.Sequential([make(channels, k), L.MaxMin()]), layers_per_block),
+            L.ChannelTruncate(channels // 2),
+            L.InvertibleDownsample(2),
+        ]
+    body += [make(width * 2**blocks, 1), L.Flatten()]
+    return L.Sequential([*body, make_head(head, num_classes)])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import jacobian_singular_values, train_a_few_steps
 
-from lipjax import export
+from lipjax import export, ops
 from lipjax import layers as L
 
 IMAGE = (6, 6, 4)
@@ -19,11 +19,30 @@ LAYERS = [
     ("cpl_conv", L.ConvexPotentialConv(6), IMAGE, False),
     ("cpl_conv_stride2_valid", L.ConvexPotentialConv(5, strides=(2, 2), padding="VALID"), IMAGE, False),
     ("cpl_conv_circular", L.ConvexPotentialConv(4, padding="CIRCULAR"), IMAGE, False),
+    ("sll_dense", L.SLLDense(16), VECTOR, False),
+    ("sll_conv_stride2", L.SLLConv(5, strides=(2, 2)), IMAGE, False),
+    ("aol_dense", L.AOLDense(7), VECTOR, False),
+    ("aol_conv_stride2", L.AOLConv(5, strides=(2, 2)), IMAGE, False),
+    ("cayley_dense", L.CayleyDense(12), VECTOR, True),
+    ("cayley_dense_narrower", L.CayleyDense(5), VECTOR, False),
+    ("cayley_conv", L.CayleyConv(), IMAGE, True),
+    ("cayley_conv_wider", L.CayleyConv(6), IMAGE, True),
+    ("soc_dense", L.SOCDense(12), VECTOR, True),
+    ("soc_conv", L.SOCConv(), IMAGE, True),
+    ("soc_conv_circular_5x5", L.SOCConv(kernel_size=(5, 5), padding="CIRCULAR", terms=6), IMAGE, True),
+    ("flow_dense_cayley", L.ConvexPotentialFlow(10, depth=2, conv=False), VECTOR, False),
+    ("flow_conv_exp", L.ConvexPotentialFlow(5, depth=2, skew="exp", padding="SAME", terms=8), IMAGE, False),
+    ("flow_conv_cayley", L.ConvexPotentialFlow(6), IMAGE, False),
+    ("layer_centering", L.LayerCentering(), VECTOR, False),
+    ("layer_centering_image", L.LayerCentering(), IMAGE, False),
+    ("batch_centering", L.BatchCentering(momentum=0.5), IMAGE, True),
     ("spectral_dense", L.SpectralDense(8, bjorck_iters=0), VECTOR, False),
     ("spectral_dense_bjorck", L.SpectralDense(12, bjorck_iters=25), VECTOR, True),
     ("spectral_conv", L.SpectralConv(5), IMAGE, False),
     ("spectral_conv_bjorck_stride2", L.SpectralConv(6, strides=(2, 2), bjorck_iters=20), IMAGE, False),
     ("frobenius_dense", L.FrobeniusDense(5), VECTOR, False),
+    ("constrained_dense_frobenius", L.ConstrainedDense(6, constraint=ops.FROBENIUS), VECTOR, False),
+    ("constrained_conv_spectral", L.ConstrainedConv(3, padding="CIRCULAR"), IMAGE, False),
     ("lln", L.NormalizedDense(5), VECTOR, False),
     ("group_sort2", L.MaxMin(), VECTOR, True),
     ("group_sort4", L.GroupSort(4), IMAGE, True),
@@ -89,6 +108,32 @@ def test_exported_constant_bounds_exact_jacobian(name, module, shape, orthogonal
     assert singular.max() <= exported.lipschitz, (singular.max(), exported.lipschitz)
     if orthogonal:
         np.testing.assert_allclose(singular, 1.0, atol=2e-3)
+
+
+def test_every_registered_kind_is_in_the_jacobian_table():
+    """A new exported kind needs a row in LAYERS, so its bound is checked against its Jacobian."""
+    covered = set()
+    for _, module, shape, _ in LAYERS:
+        x = jax.random.normal(jax.random.key(0), (1, *shape))
+        exported = export.export(module, module.init(jax.random.key(1), x), shape)
+        covered.update(layer.kind for layer in exported.layers)
+    assert set(L.KINDS) - covered == set(), f"kinds without a row in LAYERS: {set(L.KINDS) - covered}"
+
+
+def test_records_are_checked_against_their_declaration():
+    dense = L.KINDS["dense"]
+    with pytest.raises(ValueError, match="unknown arrays \\['kernal'\\]"):
+        dense.record(kernal=np.ones((2, 2)))
+    with pytest.raises(ValueError, match="missing config fields \\['padding'\\]"):
+        L.KINDS["conv"].record({"strides": [1, 1]}, kernel=np.ones((3, 3, 1, 1)))
+    with pytest.raises(ValueError, match="declared twice"):
+        L.register(L.ExportKind("dense", dense.apply, dense.lipschitz))
+    assert L.register(dense) is dense  # registering the same declaration again is harmless
+
+
+def test_every_lipjax_layer_is_a_lipschitz_layer():
+    for _, module, _, _ in LAYERS:
+        assert isinstance(module, L.LipschitzLayer | L.Repeat), type(module).__name__
 
 
 @pytest.mark.parametrize("name,module,shape", SMALL_NETWORKS, ids=[p[0] for p in SMALL_NETWORKS])
@@ -222,7 +267,11 @@ def test_wrong_channel_count_is_reported():
         (lambda: L.ConvexPotentialConv(4, strides=(0, 1)), "strides"),
         (lambda: L.ConvexPotentialConv(4, padding="REFLECT"), "padding"),
         (lambda: L.SpectralDense(4, bjorck_iters=-2), "bjorck_iters"),
+        (lambda: L.SpectralConv(4, padding="REFLECT"), "SpectralConv: padding"),
+        (lambda: L.ConstrainedDense(0), "features"),
         (lambda: L.GroupSort(0), "group_size"),
+        (lambda: L.SLLConv(4, activation="gelu"), "unknown activation"),
+        (lambda: L.SLLConv(4, kernel_size=(3, 0)), "SLLConv: kernel_size"),
         (lambda: L.Normalize((0.0,), (0.0,)), "std"),
         (lambda: L.Repeat(L.ConvexPotentialDense(4), 0), "depth"),
     ],

@@ -82,3 +82,52 @@ def test_bad_model_arguments():
         models.cpl("S", head="softmax")
     with pytest.raises(ValueError, match="both mean and std"):
         models.cpl_mnist_dense(mean=(0.1,))
+
+
+@pytest.mark.parametrize("layer", sorted(models.LIPCONVNET_LAYERS))
+def test_lipconvnet_same_shape_for_every_layer_type(layer):
+    model = models.lipconvnet(layer, "XS")
+    variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+    out = jax.eval_shape(model.apply, variables, jnp.zeros((2, 32, 32, 3)))
+    assert out.shape == (2, 10)
+    repeats = [m for m in model.layers if isinstance(m, L.Repeat)]
+    assert [r.depth for r in repeats] == [5] * 5
+    inner = [r.layer.layers[0] for r in repeats]
+    assert len({type(m) for m in inner}) == 1  # one layer type throughout
+    # block i works on 16 * 2^i channels; XS ends with 512 features and a truncation head
+    assert [m.features for m in inner] == [16, 32, 64, 128, 256]
+    assert model.layers[-3].features == 512
+    assert isinstance(model.layers[-1], L.ChannelTruncate) and model.layers[-1].channels == 10
+
+
+@pytest.mark.parametrize("size,final", [("XS", 512), ("S", 1024), ("M", 2048), ("L", 4096)])
+def test_lipconvnet_sizes(size, final):
+    model = models.lipconvnet("aol", size, head="lln")
+    variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+    head = variables["params"][f"layers_{len(model.layers) - 1}"]["kernel"]
+    assert head.shape == (final, 10)
+
+
+@pytest.mark.parametrize("layer", ["sll", "cayley"])
+def test_small_lipconvnet_exports_with_a_certificate(layer):
+    from conftest import jacobian_singular_values
+
+    from lipjax import export
+
+    model = models.lipconvnet(layer, "XS", input_resolution=4, layers_per_block=1, mean=None, std=None)
+    x = jax.random.uniform(jax.random.key(0), (2, 4, 4, 3))
+    variables = model.init(jax.random.key(1), x)
+    exported = export.export(model, variables, (4, 4, 3))
+    singular = jacobian_singular_values(lambda v: exported.apply(v[None])[0], x)
+    assert singular.max() <= exported.lipschitz <= 1.0 + 1e-3
+
+
+def test_lipconvnet_bad_arguments():
+    with pytest.raises(ValueError, match="layer must be one of"):
+        models.lipconvnet("lot")
+    with pytest.raises(ValueError, match="size"):
+        models.lipconvnet("cpl", "XL")
+    with pytest.raises(ValueError, match="input_resolution"):
+        models.lipconvnet("cpl", input_resolution=24)
+    with pytest.raises(ValueError, match="layers_per_block"):
+        models.lipconvnet("cpl", layers_per_block=0)

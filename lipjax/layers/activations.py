@@ -7,10 +7,37 @@ import jax
 import numpy as np
 
 from lipjax import ops
-from lipjax.layers.base import Record, check_input, check_positive
+from lipjax.layers.base import LipschitzLayer, check_input, check_positive
+from lipjax.layers.kinds import ExportKind, Record, exactly_one, one_with_rounding, register
+
+GROUP_SORT = register(
+    ExportKind(
+        "group_sort",
+        apply=lambda x, a, c: ops.group_sort(x, c["group_size"]),
+        lipschitz=exactly_one,
+        config=("group_size",),
+    )
+)
+FULL_SORT = register(ExportKind("full_sort", apply=lambda x, a, c: ops.full_sort(x), lipschitz=exactly_one))
+HOUSEHOLDER = register(
+    ExportKind(
+        "householder",
+        apply=lambda x, a, c: ops.householder(x, a["theta"]),
+        lipschitz=one_with_rounding,
+        arrays=("theta",),
+    )
+)
+ACTIVATION = register(
+    ExportKind(
+        "activation",
+        apply=lambda x, a, c: ops.get_activation(c["name"])(x),
+        lipschitz=exactly_one,
+        config=("name",),
+    )
+)
 
 
-class GroupSort(nn.Module):
+class GroupSort(LipschitzLayer):
     """Sorts groups of ``group_size`` consecutive features (last axis); 1-Lipschitz."""
 
     group_size: int = 2
@@ -23,8 +50,8 @@ class GroupSort(nn.Module):
         check_input(x, (2, 4), "GroupSort")
         return ops.group_sort(x, self.group_size)
 
-    def export_record(self, params, state, input_shape) -> Record:
-        return "group_sort", {"group_size": self.group_size}, {}
+    def export_record(self, params, input_shape) -> Record:
+        return GROUP_SORT.record({"group_size": self.group_size})
 
 
 def MaxMin() -> GroupSort:  # noqa: N802 - a layer constructor, named like one
@@ -35,18 +62,18 @@ def MaxMin() -> GroupSort:  # noqa: N802 - a layer constructor, named like one
 GroupSort2 = MaxMin
 
 
-class FullSort(nn.Module):
+class FullSort(LipschitzLayer):
     """Sorts all features of the last axis; 1-Lipschitz."""
 
     def __call__(self, x, update_stats: bool = False):
         check_input(x, (2, 4), "FullSort")
         return ops.full_sort(x)
 
-    def export_record(self, params, state, input_shape) -> Record:
-        return "full_sort", {}, {}
+    def export_record(self, params, input_shape) -> Record:
+        return FULL_SORT.record()
 
 
-class Householder(nn.Module):
+class Householder(LipschitzLayer):
     """Householder activation on feature pairs, one learned angle per pair; 1-Lipschitz."""
 
     theta_init: nn.initializers.Initializer = nn.initializers.constant(np.pi / 2)
@@ -59,11 +86,11 @@ class Householder(nn.Module):
         theta = self.param("theta", self.theta_init, (x.shape[-1] // 2,))
         return ops.householder(x, theta)
 
-    def export_record(self, params, state, input_shape) -> Record:
-        return "householder", {}, {"theta": np.asarray(params["theta"])}
+    def export_record(self, params, input_shape) -> Record:
+        return HOUSEHOLDER.record(theta=params["theta"])
 
 
-class Activation(nn.Module):
+class Activation(LipschitzLayer):
     """An element-wise monotone 1-Lipschitz activation by name (e.g. ``"relu"``)."""
 
     name_: str = "relu"
@@ -75,5 +102,5 @@ class Activation(nn.Module):
     def __call__(self, x: jax.Array, update_stats: bool = False):
         return ops.get_activation(self.name_)(x)
 
-    def export_record(self, params, state, input_shape) -> Record:
-        return "activation", {"name": self.name_}, {}
+    def export_record(self, params, input_shape) -> Record:
+        return ACTIVATION.record({"name": self.name_})

@@ -1,8 +1,8 @@
-"""Shared pieces of lipjax layers: the power-iteration collection and input checks."""
+"""Shared pieces of lipjax layers: the layer base class, the statistics collection, input checks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -11,12 +11,33 @@ import jax.numpy as jnp
 import numpy as np
 
 from lipjax import ops
+from lipjax.layers.kinds import Record
 
 POWER_ITERATION = "power_iteration"
-"""Name of the mutable Flax collection holding power-iteration vectors."""
+"""Name of the mutable Flax collection of training statistics (power-iteration
+vectors, running means), updated when ``update_stats=True`` and never differentiated."""
 
-Record = tuple[str, dict[str, Any], dict[str, np.ndarray]]
-"""What a layer exports: ``(kind, config, arrays)`` (see :mod:`lipjax.export`)."""
+
+class LipschitzLayer(nn.Module):
+    """Base class of every lipjax layer: a Flax module with a certified export.
+
+    Subclasses take ``update_stats`` in ``__call__`` (``True`` while training:
+    statistics in the :data:`POWER_ITERATION` collection are updated) and
+    implement :meth:`export_record`. :class:`lipjax.layers.Sequential` and
+    :func:`lipjax.export.export` recognise lipjax layers by this class.
+    """
+
+    uses_statistics = False
+    """Whether :meth:`export_record` reads the layer's running statistics (e.g. a
+    running mean); most layers only need their parameters."""
+
+    def export_record(self, params: Mapping[str, Any], input_shape: tuple[int, ...]) -> Record:
+        """The layer's exported record, from its trained ``params`` and one input's shape.
+
+        Layers with ``uses_statistics`` also receive ``statistics=`` (their entries of the
+        :data:`POWER_ITERATION` collection).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement export_record")
 
 
 def check_input(x: jax.Array, rank: int | tuple[int, ...], layer: str, features: int | None = None):
@@ -82,3 +103,15 @@ class PowerIterationMixin:
                 u_var.value = u
         forward, _ = operator(kernel)
         return jnp.linalg.norm(forward(u.astype(kernel.dtype)).ravel())
+
+
+def check_conv_geometry(kernel_size, strides, padding, layer: str):
+    """Raises ``ValueError`` naming a bad ``kernel_size``, ``strides`` or ``padding``."""
+    if len(tuple(kernel_size)) != 2 or min(kernel_size) < 1:
+        raise ValueError(f"{layer}: kernel_size must be two positive ints; got {kernel_size}")
+    if len(tuple(strides)) != 2 or min(strides) < 1:
+        raise ValueError(f"{layer}: strides must be two positive ints; got {strides}")
+    try:
+        ops.normalize_padding(padding)
+    except ValueError as err:
+        raise ValueError(f"{layer}: {err}") from None

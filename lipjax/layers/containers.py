@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 
-from lipjax.layers.base import POWER_ITERATION
+from lipjax.layers.base import POWER_ITERATION, LipschitzLayer
 
 
 class Sequential(nn.Module):
@@ -29,7 +29,7 @@ class Sequential(nn.Module):
 
 
 def _is_lipjax_layer(layer) -> bool:
-    return isinstance(layer, Sequential | Repeat) or hasattr(layer, "export_record")
+    return isinstance(layer, Sequential | Repeat | LipschitzLayer)
 
 
 class Repeat(nn.Module):

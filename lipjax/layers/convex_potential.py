@@ -9,8 +9,60 @@ import flax.linen as nn
 import numpy as np
 
 from lipjax import ops
-from lipjax.layers.base import PowerIterationMixin, Record, check_input, check_positive
+from lipjax.layers.base import (
+    LipschitzLayer,
+    PowerIterationMixin,
+    check_conv_geometry,
+    check_input,
+    check_positive,
+)
+from lipjax.layers.kinds import (
+    ExportKind,
+    Record,
+    conv_kernel_bound,
+    dense_kernel_bound,
+    padding_from_json,
+    padding_to_json,
+    register,
+)
 from lipjax.ops.conv import PaddingLike
+from lipjax.ops.convex_potential import convex_potential_lipschitz
+from lipjax.ops.spectral_bounds import with_rounding_slack
+
+
+def _cpl_bound(kernel_bound):
+    """``max(1, h ||W||^2 - 1)`` with the exported step ``h`` and a certified ``||W||`` bound."""
+
+    def bound(arrays, config, input_shape):
+        norm = kernel_bound(arrays, config, input_shape)
+        return with_rounding_slack(convex_potential_lipschitz(arrays["scale"], norm))
+
+    return bound
+
+
+CONVEX_POTENTIAL_DENSE = register(
+    ExportKind(
+        "convex_potential_dense",
+        apply=lambda x, a, c: ops.convex_potential_dense(
+            x, a["kernel"], a["bias"], a["scale"], c["activation"]
+        ),
+        lipschitz=_cpl_bound(dense_kernel_bound),
+        arrays=("kernel", "bias", "scale"),
+        config=("activation",),
+    )
+)
+
+CONVEX_POTENTIAL_CONV = register(
+    ExportKind(
+        "convex_potential_conv",
+        apply=lambda x, a, c: ops.convex_potential_conv(
+            x, a["kernel"], a["bias"], a["scale"], c["strides"], padding_from_json(c), c["activation"]
+        ),
+        lipschitz=_cpl_bound(conv_kernel_bound),
+        arrays=("kernel", "bias", "scale"),
+        config=("strides", "padding", "activation"),
+    )
+)
 
 
 def _scale(sigma, eps: float):
@@ -25,7 +77,7 @@ def certified_scale(bound: float) -> np.float32:
     return np.nextafter(h, np.float32(0)) if float(h) > exact else h
 
 
-class ConvexPotentialDense(nn.Module, PowerIterationMixin):
+class ConvexPotentialDense(LipschitzLayer, PowerIterationMixin):
     """Dense Convex Potential Layer, 1-Lipschitz in l2; output size = input size.
 
     ``z = x - h W^T sigma(W x + b)``, ``h = 2 / (||W||_2^2 + eps)``, with
@@ -62,17 +114,18 @@ class ConvexPotentialDense(nn.Module, PowerIterationMixin):
         sigma = self.spectral_estimate(ops.dense_operator, kernel, (d,), self.power_iters, update_stats)
         return ops.convex_potential_dense(x, kernel, bias, _scale(sigma, self.eps), self.activation)
 
-    def export_record(self, params, state, input_shape) -> Record:
+    def export_record(self, params, input_shape) -> Record:
         kernel = np.asarray(params["kernel"])
         bound = ops.dense_spectral_norm_bound(kernel)
-        return (
-            "convex_potential_dense",
+        return CONVEX_POTENTIAL_DENSE.record(
             {"activation": self.activation},
-            {"kernel": kernel, "bias": np.asarray(params["bias"]), "scale": certified_scale(bound)},
+            kernel=kernel,
+            bias=params["bias"],
+            scale=certified_scale(bound),
         )
 
 
-class ConvexPotentialConv(nn.Module, PowerIterationMixin):
+class ConvexPotentialConv(LipschitzLayer, PowerIterationMixin):
     """Convolutional Convex Potential Layer on NHWC images; output shape = input shape.
 
     ``z = x - h K^T sigma(K x + b)`` where ``K`` is the convolution with
@@ -95,11 +148,7 @@ class ConvexPotentialConv(nn.Module, PowerIterationMixin):
         check_positive("features", self.features, layer)
         check_positive("power_iters", self.power_iters, layer, allow_zero=True)
         check_positive("eps", self.eps, layer)
-        if len(tuple(self.kernel_size)) != 2 or min(self.kernel_size) < 1:
-            raise ValueError(f"{layer}: kernel_size must be two positive ints; got {self.kernel_size}")
-        if len(tuple(self.strides)) != 2 or min(self.strides) < 1:
-            raise ValueError(f"{layer}: strides must be two positive ints; got {self.strides}")
-        ops.normalize_padding(self.padding)
+        check_conv_geometry(self.kernel_size, self.strides, self.padding, layer)
         ops.get_activation(self.activation)
         super().__post_init__()
 
@@ -117,22 +166,14 @@ class ConvexPotentialConv(nn.Module, PowerIterationMixin):
             x, kernel, bias, _scale(sigma, self.eps), self.strides, self.padding, self.activation
         )
 
-    def export_record(self, params, state, input_shape) -> Record:
+    def export_record(self, params, input_shape) -> Record:
         kernel = np.asarray(params["kernel"])
         bound = ops.conv_spectral_norm_bound(kernel, input_shape[:2], self.strides, self.padding)
         config = {
             "strides": list(self.strides),
-            "padding": _padding_json(self.padding),
+            "padding": padding_to_json(self.padding),
             "activation": self.activation,
         }
-        arrays = {
-            "kernel": kernel,
-            "bias": np.asarray(params["bias"]),
-            "scale": certified_scale(bound),
-        }
-        return "convex_potential_conv", config, arrays
-
-
-def _padding_json(padding):
-    padding = ops.normalize_padding(padding)
-    return padding if isinstance(padding, str) else [list(p) for p in padding]
+        return CONVEX_POTENTIAL_CONV.record(
+            config, kernel=kernel, bias=params["bias"], scale=certified_scale(bound)
+        )

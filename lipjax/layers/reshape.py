@@ -4,15 +4,74 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
 from lipjax import ops
-from lipjax.layers.base import Record, check_input, check_positive
+from lipjax.layers.base import LipschitzLayer, check_input, check_positive
+from lipjax.layers.kinds import ExportKind, Record, exactly_one, one_with_rounding, register
+from lipjax.ops.spectral_bounds import with_rounding_slack
 
 
-class ChannelPad(nn.Module):
+def _normalize_bound(arrays, config, input_shape):
+    std = np.asarray(arrays["std"], np.float64)
+    if np.any(std <= 0) or not np.all(np.isfinite(std)):
+        raise ValueError("normalize layer has a non-positive or non-finite std")
+    return with_rounding_slack(1.0 / float(std.min()))
+
+
+CHANNEL_PAD = register(
+    ExportKind(
+        "channel_pad",
+        apply=lambda x, a, c: ops.channel_pad(x, c["channels"]),
+        lipschitz=exactly_one,
+        config=("channels",),
+    )
+)
+CHANNEL_TRUNCATE = register(
+    ExportKind(
+        "channel_truncate",
+        apply=lambda x, a, c: ops.channel_truncate(x, c["channels"]),
+        lipschitz=exactly_one,
+        config=("channels",),
+    )
+)
+FLATTEN = register(ExportKind("flatten", apply=lambda x, a, c: ops.flatten(x), lipschitz=exactly_one))
+PIXEL_UNSHUFFLE = register(
+    ExportKind(
+        "pixel_unshuffle",
+        apply=lambda x, a, c: ops.pixel_unshuffle(x, c["factor"]),
+        lipschitz=exactly_one,
+        config=("factor",),
+    )
+)
+SCALED_AVG_POOL = register(
+    ExportKind(
+        "scaled_avg_pool",
+        apply=lambda x, a, c: ops.scaled_avg_pool(x, c["window"]),
+        lipschitz=one_with_rounding,
+        config=("window",),
+    )
+)
+SCALED_L2_NORM_POOL = register(
+    ExportKind(
+        "scaled_l2_norm_pool",
+        apply=lambda x, a, c: ops.scaled_l2_norm_pool(x, c["window"]),
+        lipschitz=one_with_rounding,
+        config=("window",),
+    )
+)
+NORMALIZE = register(
+    ExportKind(
+        "normalize",
+        apply=lambda x, a, c: (x - a["mean"]) / a["std"],
+        lipschitz=_normalize_bound,
+        arrays=("mean", "std"),
+    )
+)
+
+
+class ChannelPad(LipschitzLayer):
     """Zero-pads the last axis up to ``channels`` (Meunier et al. §4.2); an isometry."""
 
     channels: int
@@ -21,11 +80,11 @@ class ChannelPad(nn.Module):
         check_input(x, (2, 4), "ChannelPad")
         return ops.channel_pad(x, self.channels)
 
-    def export_record(self, params, state, input_shape) -> Record:
-        return "channel_pad", {"channels": self.channels}, {}
+    def export_record(self, params, input_shape) -> Record:
+        return CHANNEL_PAD.record({"channels": self.channels})
 
 
-class ChannelTruncate(nn.Module):
+class ChannelTruncate(LipschitzLayer):
     """Keeps the first ``channels`` features (a truncation head); 1-Lipschitz."""
 
     channels: int
@@ -34,22 +93,22 @@ class ChannelTruncate(nn.Module):
         check_input(x, (2, 4), "ChannelTruncate")
         return ops.channel_truncate(x, self.channels)
 
-    def export_record(self, params, state, input_shape) -> Record:
-        return "channel_truncate", {"channels": self.channels}, {}
+    def export_record(self, params, input_shape) -> Record:
+        return CHANNEL_TRUNCATE.record({"channels": self.channels})
 
 
-class Flatten(nn.Module):
+class Flatten(LipschitzLayer):
     """(N, H, W, C) -> (N, H W C); an isometry."""
 
     def __call__(self, x, update_stats: bool = False):
         check_input(x, (2, 3, 4), "Flatten")
         return ops.flatten(x)
 
-    def export_record(self, params, state, input_shape) -> Record:
-        return "flatten", {}, {}
+    def export_record(self, params, input_shape) -> Record:
+        return FLATTEN.record()
 
 
-class ScaledAvgPool(nn.Module):
+class ScaledAvgPool(LipschitzLayer):
     """Non-overlapping ``window x window`` average pool times ``window``; 1-Lipschitz."""
 
     window: int = 4
@@ -62,11 +121,11 @@ class ScaledAvgPool(nn.Module):
         check_input(x, 4, "ScaledAvgPool")
         return ops.scaled_avg_pool(x, self.window)
 
-    def export_record(self, params, state, input_shape) -> Record:
-        return "scaled_avg_pool", {"window": self.window}, {}
+    def export_record(self, params, input_shape) -> Record:
+        return SCALED_AVG_POOL.record({"window": self.window})
 
 
-class ScaledL2NormPool(nn.Module):
+class ScaledL2NormPool(LipschitzLayer):
     """Non-overlapping L2-norm pooling, ``sqrt(sum x^2)`` per window; 1-Lipschitz."""
 
     window: int = 2
@@ -79,11 +138,11 @@ class ScaledL2NormPool(nn.Module):
         check_input(x, 4, "ScaledL2NormPool")
         return ops.scaled_l2_norm_pool(x, self.window)
 
-    def export_record(self, params, state, input_shape) -> Record:
-        return "scaled_l2_norm_pool", {"window": self.window}, {}
+    def export_record(self, params, input_shape) -> Record:
+        return SCALED_L2_NORM_POOL.record({"window": self.window})
 
 
-class InvertibleDownsample(nn.Module):
+class InvertibleDownsample(LipschitzLayer):
     """Pixel unshuffle (space-to-depth) by ``factor``; an isometry."""
 
     factor: int = 2
@@ -96,11 +155,11 @@ class InvertibleDownsample(nn.Module):
         check_input(x, 4, "InvertibleDownsample")
         return ops.pixel_unshuffle(x, self.factor)
 
-    def export_record(self, params, state, input_shape) -> Record:
-        return "pixel_unshuffle", {"factor": self.factor}, {}
+    def export_record(self, params, input_shape) -> Record:
+        return PIXEL_UNSHUFFLE.record({"factor": self.factor})
 
 
-class Normalize(nn.Module):
+class Normalize(LipschitzLayer):
     """Input standardisation ``(x - mean) / std`` per channel.
 
     Its Lipschitz constant ``1 / min(std)`` enters the network's certified constant,
@@ -123,9 +182,5 @@ class Normalize(nn.Module):
         std = jnp.asarray(self.std, x.dtype)
         return (x - mean) / std
 
-    def export_record(self, params, state, input_shape) -> Record:
-        arrays = {
-            "mean": np.asarray(self.mean, np.float32),
-            "std": np.asarray(self.std, np.float32),
-        }
-        return "normalize", {}, arrays
+    def export_record(self, params, input_shape) -> Record:
+        return NORMALIZE.record(mean=np.asarray(self.mean), std=np.asarray(self.std))
