@@ -65,6 +65,24 @@ def _check_lipschitz(lipschitz):
             raise ValueError(f"lipschitz must be a positive finite number; got {value}")
 
 
+def predict(logits: jax.Array) -> jax.Array:
+    """The class a network predicts: ``argmax_j f_j``, or ``1`` iff ``f > 0`` for a single logit.
+
+    The one prediction rule of lipjax: losses, training, certification, attacks and the
+    command line all use it.
+
+    Args:
+      logits: ``(N, C)`` with ``C >= 2``, or ``(N,)`` / ``(N, 1)`` for one logit.
+
+    Returns:
+      ``(N,)`` int32 predicted classes.
+    """
+    logits = jnp.asarray(logits)
+    if logits.ndim == 1 or logits.shape[-1] == 1:
+        return (logits.reshape(logits.shape[0]) > 0).astype(jnp.int32)
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+
 @jax.jit
 def margins(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """``f_y - max_{j != y} f_j`` per sample (negative when misclassified).
@@ -85,7 +103,7 @@ def _radius(logits, lipschitz, head, labels):
         sign = 1.0 if labels is None else 2.0 * labels - 1.0
         return (jnp.abs(logits) if labels is None else sign * logits) / lipschitz
     if labels is None:
-        labels = jnp.argmax(logits, axis=-1)
+        labels = predict(logits)
     if head is None:
         return margins(logits, labels) / (SQRT2 * lipschitz)
     own = jnp.take_along_axis(logits, labels[:, None], axis=-1)

@@ -1,4 +1,4 @@
-"""Command line: ``lipjax train | certify | export | bounds``.
+"""Command line: ``lipjax train | export | certify | attack | audit | bounds``.
 
 Each sub-command lives in ``lipjax/commands/<name>.py`` and exposes
 ``add_arguments(parser)`` and ``run(args) -> int``; this file only dispatches.
@@ -14,6 +14,8 @@ COMMANDS = {
     "train": "Train a network from a config.",
     "export": "Export a training checkpoint to a certified, code-free file.",
     "certify": "Certified accuracy of an exported model on a dataset.",
+    "attack": "PGD-l2 accuracy of an exported model next to its certified accuracy.",
+    "audit": "Attack every certified point inside its radius and count wrong certificates.",
     "bounds": "Lipschitz upper and lower bounds of an ordinary ReLU network.",
 }
 

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lipjax.certify import predict
+
 Array = jax.Array
 
 
@@ -166,11 +168,7 @@ def multiclass_hkr_loss(logits: Array, labels: Array, alpha: float = 10.0, min_m
 
 def accuracy(logits: Array, labels: Array) -> Array:
     """Per-example correctness (``float``); single-logit networks predict ``f > 0``."""
-    if logits.ndim == 1 or logits.shape[-1] == 1:
-        pred = (logits.reshape(-1) > 0).astype(labels.dtype)
-    else:
-        pred = jnp.argmax(logits, axis=-1)
-    return (pred == labels).astype(jnp.float32)
+    return (predict(logits) == labels).astype(jnp.float32)
 
 
 LOSSES: dict[str, Callable[..., Array]] = {

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lipjax import data as data_lib
+from lipjax.certify import predict
 from lipjax.training.plot import certified_curve, plot_certified_accuracy
 
 
@@ -41,11 +42,7 @@ def export_and_certify(
 
     exported = export_lib.export(model, variables, test.image_shape)
     logits = np.asarray(exported.apply(test.float_images(), batch_size=batch_size))
-    if logits.ndim == 1 or logits.shape[-1] == 1:
-        pred = (logits.reshape(-1) > 0).astype(np.int32)
-    else:
-        pred = logits.argmax(-1)
-    correct = pred == test.labels
+    correct = np.asarray(predict(logits)) == test.labels
     radii = np.asarray(exported.certified_radius(jnp.asarray(logits), jnp.asarray(test.labels)))
     # certified at eps: radius with respect to the true label > eps (as lipjax.certify defines it)
     cert = [float(np.mean(radii > e)) for e in eps]
