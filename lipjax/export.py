@@ -77,9 +77,16 @@ def _apply_layer(layer_kind: str, config, depth: int, x, arrays):
     return x
 
 
+# The certified forward pass runs every float32 matmul and convolution at full float32 precision:
+# on TPUs and recent GPUs the default precision uses bf16 / TF32 passes, whose error can exceed a
+# certified margin. (On CPU the default already is full precision.)
+CERTIFIED_PRECISION = "highest"
+
+
 def _forward(structure, x, arrays):
-    for (kind, config, depth), layer_arrays in zip(structure, arrays, strict=True):
-        x = _apply_layer(kind, config, depth, x, layer_arrays)
+    with jax.default_matmul_precision(CERTIFIED_PRECISION):
+        for (kind, config, depth), layer_arrays in zip(structure, arrays, strict=True):
+            x = _apply_layer(kind, config, depth, x, layer_arrays)
     return x
 
 

@@ -171,3 +171,22 @@ def test_repeat_of_depth_one_exports():
     exported = export.export(model, variables, (5,))
     assert [l.depth for l in exported.layers] == [1, 2]
     np.testing.assert_allclose(exported.apply(x), model.apply(variables, x), atol=1e-4)
+
+
+@pytest.mark.parametrize("layer", ["cpl", "sll", "cayley", "soc"])
+def test_certified_forward_asks_for_full_float32_precision(layer):
+    # On TPUs and recent GPUs the default precision of a float32 matmul or convolution uses
+    # bf16 / TF32 passes; the lowered certified forward pass must ask for HIGHEST everywhere.
+    model = models.lipconvnet(layer, "XS", num_classes=4, input_resolution=4, layers_per_block=1, head="lln")
+    x = jnp.zeros((2, 4, 4, 3))
+    exported = export.export(model, model.init(jax.random.key(0), x), input_shape=(4, 4, 3))
+    text = exported._jitted.lower(x, exported._arrays).as_text()
+    ops = [
+        line
+        for line in text.splitlines()
+        if "stablehlo.dot_general" in line or "stablehlo.convolution" in line
+    ]
+    assert ops, "no matmul or convolution found in the lowered forward pass"
+    for line in ops:
+        assert "DEFAULT" not in line and "HIGH," not in line, line
+        assert "HIGHEST" in line, line
