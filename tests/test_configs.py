@@ -97,3 +97,28 @@ def test_command_from_another_directory(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "runs" / "mnist_smoke" / "model.lipjax").is_file()
     assert "clean accuracy" in proc.stdout
+
+
+class _Loaded(Exception):
+    """Stops load_datasets once it has asked for the data."""
+
+
+def test_tfds_configs_download_unless_told_not_to(monkeypatch):
+    from lipjax.training import loop
+
+    calls = []
+
+    def fake_load(name, split, **kwargs):
+        calls.append(kwargs)
+        raise _Loaded
+
+    monkeypatch.setattr(loop.data_lib, "load", fake_load)
+    cfg = load_config("cifar10_cpl_s")
+    assert cfg["data_source"] == "tfds" and cfg["download"] is True
+    with pytest.raises(_Loaded):
+        loop.load_datasets(cfg)
+    assert calls[-1]["download"] is True
+    with pytest.raises(_Loaded):
+        loop.load_datasets(load_config("cifar10_cpl_s", ["download=False"]))
+    assert calls[-1]["download"] is False
+    assert load_config("mnist")["download"] is False  # nothing downloads unless a config asks

@@ -13,8 +13,8 @@ multiply the certified Lipschitz constant by 1/min(std), about 4).
 Expected (paper, Table 3, mean of 3 runs on a GPU): 45.6% clean, 31.1 / 19.3 / 11.3% certified
 at eps = 36/255, 72/255, 108/255; 40.7 s per epoch on their GPU.
 
-Data: TFDS `cifar100` (`pip install 'lipjax[tfds]'`; `--set data_dir=...` for an
-offline TFDS folder), or `--set data_source=npz --set data_path=cifar100.npz`.
+Data: TFDS `cifar100` (`pip install 'lipjax[tfds]'`, downloaded on first use; `--set download=False
+data_dir=...` for an offline TFDS folder), or `--set data_source=npz --set data_path=cifar100.npz`.
 
 `cifar100_cpl_m:smoke` runs the same code path in seconds on synthetic
 images shaped like CIFAR100 (a tiny CPL, a few steps), for CI.

@@ -13,8 +13,8 @@ multiply the certified Lipschitz constant by 1/min(std), about 4).
 Expected (paper, Table 2, mean of 3 runs on a GPU): 76.8% clean, 63.3 / 47.5 / 32.5% certified
 at eps = 36/255, 72/255, 108/255; 40.0 s per epoch on their GPU.
 
-Data: TFDS `cifar10` (`pip install 'lipjax[tfds]'`; `--set data_dir=...` for an
-offline TFDS folder), or the CIFAR-10 JPEG tarball / any `<split>/<class>/<file>`
+Data: TFDS `cifar10` (`pip install 'lipjax[tfds]'`, downloaded on first use; `--set download=False
+data_dir=...` for an offline TFDS folder), or the CIFAR-10 JPEG tarball / any `<split>/<class>/<file>`
 folder: `--set data_source=folder --set data_path=cifar10-jpeg.tar.gz`. JPEG
 re-encoding is lossy and that tarball holds 8,000 of the 10,000 test images:
 expect numbers close to, not equal to, the paper's.

@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "data_source": "auto",  # auto, embedded, idx, folder, npz, tfds
     "data_path": None,  # file or folder for idx / folder / npz
     "data_dir": None,  # TFDS data_dir
+    "download": False,  # let TFDS download and prepare a dataset missing from data_dir
     "classes": None,  # keep these classes only, relabelled 0..k-1 (binary demos)
     "train_limit": None,  # use the first N training examples
     "test_limit": None,  # use the first N test examples
@@ -168,7 +169,8 @@ def cpl_cifar_recipe(dataset: str, size: str, variant: str = "") -> dict[str, An
     hinge with margin 0.7; LLN head on CIFAR-100, truncation head on CIFAR-10.
     Inputs are centred by the dataset mean inside the model; they are not divided
     by the std, which would multiply the certified constant by ``1 / min(std)``
-    (about 4). Data from TFDS by default (``--set data_dir=...`` offline, or
+    (about 4). Data from TFDS by default, downloaded on first use (offline:
+    ``--set download=False --set data_dir=...`` on a prepared TFDS folder, or
     ``--set data_source=folder --set data_path=cifar10-jpeg.tar.gz`` for an image
     folder or tarball).
 
@@ -187,6 +189,7 @@ def cpl_cifar_recipe(dataset: str, size: str, variant: str = "") -> dict[str, An
         name=name,
         dataset=dataset,
         data_source="tfds",
+        download=True,  # a Colab / TPU user gets the data; offline: --set download=False data_dir=...
         model="cpl",
         model_kwargs={"size": size, **centring},
         loss="multi_margin",

@@ -42,7 +42,9 @@ class WorkdirError(RuntimeError):
 
 def load_datasets(cfg: dict[str, Any]) -> tuple[data_lib.Dataset, data_lib.Dataset]:
     """The train and test sets of a config (classes, limits applied)."""
-    kwargs = dict(source=cfg["data_source"], path=cfg["data_path"], data_dir=cfg["data_dir"])
+    kwargs = dict(
+        source=cfg["data_source"], path=cfg["data_path"], data_dir=cfg["data_dir"], download=cfg["download"]
+    )
     train = data_lib.load(cfg["dataset"], "train", **kwargs)
     test = data_lib.load(cfg["dataset"], "test", **kwargs)
     if cfg["classes"] is not None:
