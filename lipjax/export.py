@@ -129,10 +129,6 @@ class Exported:
         """Rows ``w_j`` (classes x features) of the normalised last layer, or None."""
         return np.asarray(self.layers[-1].arrays["kernel"]).T if self.has_head else None
 
-    @property
-    def num_outputs(self) -> int:
-        return int(np.prod(self.layers[-1].output_shape))
-
     # running ------------------------------------------------------------------------------
     def apply(self, x, batch_size: int | None = None) -> jax.Array:
         """Logits of ``x`` (shape (N, *input_shape) or one input), jit-compiled.
@@ -176,6 +172,12 @@ class Exported:
         if self.has_head:
             return certify.certified_accuracy(logits, labels, eps, self.body_lipschitz, head=self.head)
         return certify.certified_accuracy(logits, labels, eps, self.lipschitz)
+
+    def evaluate(self, x, labels, eps, batch_size: int = 1000, pgd: bool = False, pgd_kwargs=None):
+        """Clean, certified and (``pgd``) PGD accuracy in one report: :func:`lipjax.evaluate.evaluate`."""
+        from lipjax.evaluate import evaluate
+
+        return evaluate(self, x, labels, eps, batch_size=batch_size, pgd=pgd, pgd_kwargs=pgd_kwargs)
 
     def summary(self) -> str:
         """A table of layers, shapes and certified constants."""

@@ -24,9 +24,10 @@ def exported_mnist(tmp_path_factory):
 def test_attack_reports_pgd_between_certified_and_clean(exported_mnist, tmp_path):
     out = tmp_path / "attack.json"
     args = ["attack", exported_mnist, "--dataset", "mnist", "--limit", "64", "--eps", "0.05,0.2"]
-    assert cli.main([*args, "--json", str(out)]) == 0
+    assert cli.main([*args, "--json", str(out), "--plot", str(tmp_path / "curves")]) == 0
     result = json.loads(out.read_text())
     assert result["examples"] == 64 and result["attack"]["steps"] == 10
+    assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "curves.csv").stat().st_size > 0
     for eps in ("0.05", "0.2"):
         # A sound certificate is never broken: certified <= PGD accuracy <= clean accuracy.
         assert result["certified_accuracy"][eps] <= result["pgd_accuracy"][eps] <= result["clean_accuracy"]

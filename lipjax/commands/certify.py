@@ -16,45 +16,35 @@ from lipjax.commands.common import CommandError, add_model_and_data_arguments, l
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_and_data_arguments(parser, json_help="write the results to this JSON file")
+    parser.add_argument(
+        "--plot", default=None, help="write the certified-accuracy curve to PLOT.png and PLOT.csv"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from lipjax.certify import predict
     from lipjax.commands.report import lipschitz_statement
+    from lipjax.evaluate import write_curves
 
     try:
         ev = load_model_and_data(args)
     except CommandError as err:
         print(f"lipjax certify: error: {err}", file=sys.stderr)
         return 1
-    exported, ds, eps = ev.exported, ev.dataset, ev.eps
-    x = ds.float_images()
-    logits = exported.apply(x, batch_size=args.batch_size)
-    clean = float(np.mean(np.asarray(predict(logits)) == ds.labels))
-    radii = np.asarray(exported.certified_radius(logits, labels=ds.labels))
-    cert = [float(np.mean(radii > e)) for e in eps]
+    exported, ds = ev.exported, ev.dataset
+    report = exported.evaluate(ds.float_images(), ds.labels, ev.eps, batch_size=args.batch_size)
     print(f"model: {ev.path}")
     print(lipschitz_statement(exported))
     print(f"data: {len(ds)} {args.dataset} {args.split} images")
-    print(f"{'eps':>10}  {'accuracy':>9}")
-    print(f"{'clean':>10}  {100 * clean:8.2f}%")
-    for e, c in zip(eps, cert, strict=True):
-        print(f"{e:>10.4g}  {100 * c:8.2f}%")
+    print(report.table())
     if args.json:
-        write_json(
-            args.json,
-            {
-                "model": ev.path,
-                "lipschitz": exported.lipschitz,
-                "body_lipschitz": exported.body_lipschitz,
-                "dataset": args.dataset,
-                "split": args.split,
-                "examples": len(ds),
-                "clean_accuracy": clean,
-                "certified_accuracy": {f"{e:g}": c for e, c in zip(eps, cert, strict=True)},
-            },
-        )
+        result = {
+            "model": ev.path,
+            "lipschitz": exported.lipschitz,
+            "body_lipschitz": exported.body_lipschitz,
+        }
+        result.update(dataset=args.dataset, split=args.split, **report.as_dict())
+        write_json(args.json, result)
         print(f"results: {args.json}")
+    if args.plot:
+        print("curves: {} and {}".format(*write_curves({ev.path: report}, args.plot)))
     return 0

@@ -7,12 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
 
 from lipjax import data as data_lib
-from lipjax.certify import predict
-from lipjax.training.plot import certified_curve, plot_certified_accuracy
+from lipjax.evaluate import certified_curve
+from lipjax.training.plot import plot_certified_accuracy
 
 
 def dataset_eps(cfg: dict[str, Any]) -> tuple[float, ...]:
@@ -41,22 +40,18 @@ def export_and_certify(
     from lipjax import export as export_lib
 
     exported = export_lib.export(model, variables, test.image_shape)
-    logits = np.asarray(exported.apply(test.float_images(), batch_size=batch_size))
-    correct = np.asarray(predict(logits)) == test.labels
-    radii = np.asarray(exported.certified_radius(jnp.asarray(logits), jnp.asarray(test.labels)))
-    # certified at eps: radius with respect to the true label > eps (as lipjax.certify defines it)
-    cert = [float(np.mean(radii > e)) for e in eps]
+    report = exported.evaluate(test.float_images(), test.labels, eps, batch_size=batch_size)
     out = {
-        "clean_accuracy": float(correct.mean()),
-        "certified_accuracy": cert,
-        "eps": [float(e) for e in eps],
+        "clean_accuracy": report.clean_accuracy,
+        "certified_accuracy": list(report.certified_accuracy),
+        "eps": list(report.eps),
         "lipschitz": float(exported.lipschitz),
         "body_lipschitz": float(exported.body_lipschitz),
         "exported": exported,
     }
     if with_radii:
-        out["radii"] = radii
-        out["correct"] = correct
+        out["radii"] = report.radii
+        out["correct"] = report.correct
     return out
 
 

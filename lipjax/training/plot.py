@@ -8,13 +8,6 @@ from pathlib import Path
 import numpy as np
 
 
-def certified_curve(radii: np.ndarray, correct: np.ndarray, eps: np.ndarray) -> np.ndarray:
-    """Fraction of points that are correct with certified radius > eps, for each eps."""
-    radii = np.asarray(radii, np.float64)
-    ok = np.asarray(correct, bool)
-    return np.array([np.mean(ok & (radii > e)) for e in np.asarray(eps)])
-
-
 def plot_certified_accuracy(
     path: str | Path,
     eps_grid: np.ndarray,
