@@ -180,7 +180,7 @@ def main(argv=None) -> int:
     rows = []
     for layer in args.layers:
         rows.append(bench_layer(layer, args, cifar))
-        print(f"done: {layer}", flush=True)
+        print(f"done: {table(rows[-1:], cifar is not None).splitlines()[-1]}", flush=True)
     print(table(rows, cifar is not None))
     return 0
 
