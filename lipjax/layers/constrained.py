@@ -35,7 +35,7 @@ from lipjax.layers.kinds import (
     register,
 )
 from lipjax.ops.constraints import KernelConstraint
-from lipjax.ops.conv import PaddingLike
+from lipjax.ops.conv import PaddingLike, check_algorithm
 
 
 def _add_bias(y, arrays):
@@ -154,7 +154,9 @@ class ConstrainedConvBase(LipschitzLayer, PowerIterationMixin):
 
     A constraint with ``operator_norm`` divides by the norm of the *convolution
     operator* on the layer's real input size, stride and padding (power
-    iteration while training, a guaranteed bound at export).
+    iteration while training, a guaranteed bound at export). ``algorithm``
+    (:data:`lipjax.ops.conv.ALGORITHMS`) is how training convolves; the export
+    certifies the direct convolution.
     """
 
     features: int
@@ -164,6 +166,7 @@ class ConstrainedConvBase(LipschitzLayer, PowerIterationMixin):
     use_bias: bool = True
     power_iters: int = 1
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    algorithm: str = "auto"
 
     def kernel_constraint(self) -> KernelConstraint:
         raise NotImplementedError
@@ -173,6 +176,7 @@ class ConstrainedConvBase(LipschitzLayer, PowerIterationMixin):
         check_positive("features", self.features, name)
         check_positive("power_iters", self.power_iters, name, allow_zero=True)
         check_conv_geometry(self.kernel_size, self.strides, self.padding, name)
+        check_algorithm(self.algorithm, name)
         super().__post_init__()
 
     @nn.compact
@@ -189,7 +193,7 @@ class ConstrainedConvBase(LipschitzLayer, PowerIterationMixin):
                 ops.conv_operator, input_shape=x.shape[1:], strides=self.strides, padding=self.padding
             )
             sigma = self.spectral_estimate(operator, prepared, x.shape[1:], self.power_iters, update_stats)
-        y = ops.conv(x, constraint.finish(prepared, sigma), self.strides, self.padding)
+        y = ops.conv(x, constraint.finish(prepared, sigma), self.strides, self.padding, self.algorithm)
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,))
         return y

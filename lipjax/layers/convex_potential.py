@@ -25,7 +25,7 @@ from lipjax.layers.kinds import (
     padding_to_json,
     register,
 )
-from lipjax.ops.conv import PaddingLike
+from lipjax.ops.conv import PaddingLike, check_algorithm
 from lipjax.ops.convex_potential import convex_potential_lipschitz
 from lipjax.ops.spectral_bounds import with_rounding_slack
 
@@ -131,7 +131,9 @@ class ConvexPotentialConv(LipschitzLayer, PowerIterationMixin):
     ``z = x - h K^T sigma(K x + b)`` where ``K`` is the convolution with
     ``features`` output channels, this ``kernel_size``, ``strides`` and
     ``padding``, and ``K^T`` its exact adjoint. The power iteration runs on the
-    layer's real input size with the same stride and padding.
+    layer's real input size with the same stride and padding. ``algorithm``
+    (:data:`lipjax.ops.conv.ALGORITHMS`) is how training computes the two
+    convolutions; the export always certifies the direct convolution.
     """
 
     features: int
@@ -142,9 +144,11 @@ class ConvexPotentialConv(LipschitzLayer, PowerIterationMixin):
     power_iters: int = 1
     eps: float = 1e-6
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    algorithm: str = "auto"
 
     def __post_init__(self):
         layer = "ConvexPotentialConv"
+        check_algorithm(self.algorithm, layer)
         check_positive("features", self.features, layer)
         check_positive("power_iters", self.power_iters, layer, allow_zero=True)
         check_positive("eps", self.eps, layer)
@@ -162,8 +166,9 @@ class ConvexPotentialConv(LipschitzLayer, PowerIterationMixin):
             ops.conv_operator, input_shape=x.shape[1:], strides=self.strides, padding=self.padding
         )
         sigma = self.spectral_estimate(operator, kernel, x.shape[1:], self.power_iters, update_stats)
+        scale = _scale(sigma, self.eps)
         return ops.convex_potential_conv(
-            x, kernel, bias, _scale(sigma, self.eps), self.strides, self.padding, self.activation
+            x, kernel, bias, scale, self.strides, self.padding, self.activation, self.algorithm
         )
 
     def export_record(self, params, input_shape) -> Record:

@@ -19,7 +19,7 @@ from lipjax.layers.base import LipschitzLayer, check_conv_geometry, check_input,
 from lipjax.layers.kinds import ExportKind, Record, padding_from_json, padding_to_json, register
 from lipjax.ops import get_activation
 from lipjax.ops import sll as sll_ops
-from lipjax.ops.conv import PaddingLike
+from lipjax.ops.conv import PaddingLike, check_algorithm
 
 SLL_DENSE = register(
     ExportKind(
@@ -87,6 +87,8 @@ class SLLConv(LipschitzLayer):
       features: output channels of the inner convolution ``C``.
       kernel_size, strides, padding: of ``C`` (its exact adjoint is used, so any works).
       activation: a monotone 1-Lipschitz activation name.
+      algorithm: how training computes the convolutions (:data:`lipjax.ops.conv.ALGORITHMS`);
+        the export certifies the direct convolution.
     """
 
     features: int
@@ -95,9 +97,11 @@ class SLLConv(LipschitzLayer):
     padding: PaddingLike = "SAME"
     activation: str = "relu"
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    algorithm: str = "auto"
 
     def __post_init__(self):
         check_positive("features", self.features, "SLLConv")
+        check_algorithm(self.algorithm, "SLLConv")
         check_conv_geometry(self.kernel_size, self.strides, self.padding, "SLLConv")
         get_activation(self.activation)
         super().__post_init__()
@@ -109,7 +113,9 @@ class SLLConv(LipschitzLayer):
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         log_q = self.param("log_q", nn.initializers.zeros, (self.features,))
         scale = sll_ops.sll_conv_scale(kernel, jnp.exp(log_q))
-        return sll_ops.sll_conv(x, kernel, bias, scale, self.strides, self.padding, self.activation)
+        return sll_ops.sll_conv(
+            x, kernel, bias, scale, self.strides, self.padding, self.activation, self.algorithm
+        )
 
     def export_record(self, params, input_shape) -> Record:
         kernel = jnp.asarray(params["kernel"])

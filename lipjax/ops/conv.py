@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 
 import jax
 import jax.numpy as jnp
+
+from lipjax.ops import winograd
 
 PaddingLike = str | Sequence[tuple[int, int]]
 
@@ -40,12 +41,42 @@ def circular_pads(kernel_hw: Sequence[int]) -> tuple[tuple[int, int], ...]:
 
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
-# XLA's CPU backend runs convolutions whose kernel layout is not plain HWIO (the
-# ones autodiff and ``jax.linear_transpose`` emit: in/out swapped, or batch as the
-# contracted axis) tens of times slower inside loops such as ``nn.scan``. The
-# convolution below and its adjoint therefore carry custom VJPs whose backward
-# passes are again plain-HWIO convolutions, built with explicit flips and
-# transposes. Use reverse mode (``jax.grad``, ``jax.jacrev``) through them.
+ALGORITHMS = ("direct", "winograd", "auto")
+"""How :func:`conv` and :func:`conv_transpose` compute: ``"direct"`` is XLA's
+convolution (the certified forward pass uses it); ``"winograd"`` is
+:mod:`lipjax.ops.winograd` (3x3 kernels, stride 1 only); ``"auto"`` takes Winograd
+where it applies on the CPU backend, direct elsewhere. Training layers use
+``"auto"``: XLA's CPU backend runs the convolutions that reverse-mode autodiff
+emits (kernel gradient, transposed convolution) several times slower than plain
+ones, while Winograd's gradients are batched matmuls (measurements:
+benchmarks/README.md). GPUs and TPUs keep their vendor convolutions, which were
+not measured against Winograd here."""
+
+
+def check_algorithm(algorithm: str, where: str = "conv") -> str:
+    """Returns ``algorithm`` if it is one of :data:`ALGORITHMS`, else raises ValueError."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"{where}: algorithm must be one of {ALGORITHMS}; got {algorithm!r}")
+    return algorithm
+
+
+def _winograd_applies(kernel_hw, strides, algorithm: str) -> bool:
+    check_algorithm(algorithm)
+    fits = tuple(kernel_hw) == (3, 3) and tuple(strides) == (1, 1)
+    if algorithm == "winograd" and not fits:
+        raise ValueError(
+            f"algorithm='winograd' needs a 3x3 kernel and stride 1; got kernel {tuple(kernel_hw)}, "
+            f"strides {tuple(strides)}"
+        )
+    if algorithm == "auto":
+        return fits and jax.default_backend() == "cpu"
+    return algorithm == "winograd"
+
+
+def _pad_spatial(x: jax.Array, pads) -> jax.Array:
+    """Zero padding by ``pads``; negative entries crop (as in :func:`jax.lax.pad`)."""
+    zero = jnp.zeros((), x.dtype)
+    return jax.lax.pad(x, zero, ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
 
 
 def _zero_pads(input_hw, kernel_hw, strides, padding) -> tuple[tuple[int, int], ...]:
@@ -96,70 +127,28 @@ def conv_output_hw(
     return out
 
 
-def _kernel_gradient(x, g, strides, pads, kernel_hw):
-    """``dK[a, b, i, o] = sum_{n, j} x_pad[n, s j + (a, b), i] g[n, j, o]`` with plain layouts."""
-    xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
-    lhs = xp.transpose(3, 1, 2, 0)  # (I, Hp, Wp, N): batch = in-channels, features = samples
-    rhs = g.transpose(1, 2, 0, 3)  # (Ho, Wo, N, O)
-    out = jax.lax.conv_general_dilated(
-        lhs,
-        rhs,
-        window_strides=(1, 1),
-        padding="VALID",
-        rhs_dilation=tuple(strides),
-        dimension_numbers=_DIMENSIONS,
-    )
-    return out[:, : kernel_hw[0], : kernel_hw[1], :].transpose(1, 2, 0, 3)
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv_zero(x, kernel, strides, pads):
+def _correlate(x, kernel, strides, pads, algorithm: str) -> jax.Array:
+    if _winograd_applies(kernel.shape[:2], strides, algorithm):
+        return winograd.correlate3x3_valid(_pad_spatial(x, pads), kernel)
     return jax.lax.conv_general_dilated(x, kernel, tuple(strides), pads, dimension_numbers=_DIMENSIONS)
 
 
-def _conv_zero_fwd(x, kernel, strides, pads):
-    return _conv_zero(x, kernel, strides, pads), (x, kernel)
-
-
-def _conv_zero_bwd(strides, pads, residuals, g):
-    x, kernel = residuals
-    dx = _adjoint_zero(g, kernel, tuple(x.shape[1:3]), strides, pads)
-    return dx, _kernel_gradient(x, g, strides, pads, kernel.shape[:2]).astype(kernel.dtype)
-
-
-_conv_zero.defvjp(_conv_zero_fwd, _conv_zero_bwd)
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _adjoint_zero(y, kernel, input_hw, strides, pads):
-    """Adjoint of :func:`_conv_zero`: with ``yd`` the stride-dilated ``y``, the
-    correlation of ``yd`` with the flipped, in/out-swapped kernel, padded by
+def _adjoint_zero(y, kernel, input_hw, strides, pads, algorithm: str) -> jax.Array:
+    """Adjoint of the zero-padded correlation: with ``yd`` the stride-dilated ``y``,
+    the correlation of ``yd`` with the flipped, in/out-swapped kernel, padded by
     ``k - 1 - lo`` on the left and cropped or padded on the right to the input size."""
     flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
-    transposed_pads = [
+    transposed_pads = tuple(
         (kk - 1 - lo, n - (n_out - 1) * s - 1 + lo)
         for n, (lo, _), kk, s, n_out in zip(
             input_hw, pads, kernel.shape[:2], strides, y.shape[1:3], strict=True
         )
-    ]
+    )
+    if _winograd_applies(kernel.shape[:2], strides, algorithm):
+        return winograd.correlate3x3_valid(_pad_spatial(y, transposed_pads), flipped)
     return jax.lax.conv_general_dilated(
         y, flipped, (1, 1), transposed_pads, lhs_dilation=tuple(strides), dimension_numbers=_DIMENSIONS
     )
-
-
-def _adjoint_zero_fwd(y, kernel, input_hw, strides, pads):
-    return _adjoint_zero(y, kernel, input_hw, strides, pads), (y, kernel)
-
-
-def _adjoint_zero_bwd(input_hw, strides, pads, residuals, g):
-    # <K^T y, g> = <y, K g>: the adjoint of the adjoint is the convolution, and the
-    # kernel gradient is that of the convolution applied to g with output gradient y.
-    y, kernel = residuals
-    dy = _conv_zero(g, kernel, strides, pads)
-    return dy, _kernel_gradient(g, y, strides, pads, kernel.shape[:2]).astype(kernel.dtype)
-
-
-_adjoint_zero.defvjp(_adjoint_zero_fwd, _adjoint_zero_bwd)
 
 
 def conv(
@@ -167,11 +156,14 @@ def conv(
     kernel: jax.Array,
     strides: Sequence[int] = (1, 1),
     padding: PaddingLike = "SAME",
+    algorithm: str = "direct",
 ) -> jax.Array:
     """Cross-correlation ``y = K * x`` of NHWC images with an HWIO kernel.
 
     ``"CIRCULAR"`` wraps the image around (periodic boundary), which makes the
-    operator exactly diagonalisable by the 2-D DFT; the other paddings are zero paddings.
+    operator exactly diagonalisable by the 2-D DFT; the other paddings are zero
+    paddings. ``algorithm``: one of :data:`ALGORITHMS`. Plain JAX operations
+    throughout, so forward- and reverse-mode differentiation both apply.
     """
     padding = normalize_padding(padding)
     strides = tuple(int(s) for s in strides)
@@ -181,7 +173,7 @@ def conv(
         x = jnp.pad(x, ((0, 0), *circular_pads(kernel.shape[:2]), (0, 0)), mode="wrap")
         padding = ((0, 0), (0, 0))
     pads = _zero_pads(x.shape[1:3], kernel.shape[:2], strides, padding)
-    return _conv_zero(x, kernel, strides, pads)
+    return _correlate(x, kernel, strides, pads, algorithm)
 
 
 def _unwrap(z: jax.Array, axis: int, lo: int, n: int) -> jax.Array:
@@ -204,6 +196,7 @@ def conv_transpose(
     input_shape: Sequence[int],
     strides: Sequence[int] = (1, 1),
     padding: PaddingLike = "SAME",
+    algorithm: str = "direct",
 ) -> jax.Array:
     """Adjoint ``K^T y`` of :func:`conv` for inputs of spatial shape ``input_shape`` (H, W, C).
 
@@ -218,7 +211,7 @@ def conv_transpose(
     if padding == "CIRCULAR":
         wrap = circular_pads(kernel.shape[:2])
         full_hw = (h + sum(wrap[0]), w + sum(wrap[1]))
-        x = _adjoint_zero(y, kernel, full_hw, strides, ((0, 0), (0, 0)))
+        x = _adjoint_zero(y, kernel, full_hw, strides, ((0, 0), (0, 0)), algorithm)
         return _unwrap(_unwrap(x, 1, wrap[0][0], h), 2, wrap[1][0], w)
     pads = _zero_pads((h, w), kernel.shape[:2], strides, padding)
-    return _adjoint_zero(y, kernel, (h, w), strides, pads)
+    return _adjoint_zero(y, kernel, (h, w), strides, pads, algorithm)

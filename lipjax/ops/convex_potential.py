@@ -58,12 +58,14 @@ def convex_potential_conv(
     strides: Sequence[int] = (1, 1),
     padding: PaddingLike = "SAME",
     activation: str = "relu",
+    algorithm: str = "direct",
 ) -> jax.Array:
     """Convolutional CPL: ``x - h K^T sigma(K x + b)`` on NHWC images; output shape = input shape.
 
     ``K^T`` is the exact adjoint of the strided, padded convolution, so any stride
-    and padding keep the layer 1-Lipschitz.
+    and padding keep the layer 1-Lipschitz. ``algorithm`` picks how both
+    convolutions are computed (:data:`lipjax.ops.conv.ALGORITHMS`).
     """
     sigma = get_activation(activation)
-    pre = conv(x, kernel, strides, padding) + bias
-    return x - scale * conv_transpose(sigma(pre), kernel, x.shape[1:], strides, padding)
+    pre = conv(x, kernel, strides, padding, algorithm) + bias
+    return x - scale * conv_transpose(sigma(pre), kernel, x.shape[1:], strides, padding, algorithm)

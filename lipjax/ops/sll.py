@@ -136,15 +136,17 @@ def sll_conv(
     strides: Sequence[int] = (1, 1),
     padding: PaddingLike = "SAME",
     activation: str = "relu",
+    algorithm: str = "direct",
 ) -> jax.Array:
     """Convolutional SLL: ``x - C^T (scale * sigma(C x + b))`` on NHWC images; output shape = input shape.
 
     ``C^T`` is the exact adjoint of the strided, padded convolution, so the
     proof in the module docstring holds for every stride and padding.
+    ``algorithm``: as in :func:`lipjax.ops.conv`.
     """
     sigma = get_activation(activation)
-    pre = conv(x, kernel, strides, padding) + bias
-    return x - conv_transpose(scale * sigma(pre), kernel, x.shape[1:], strides, padding)
+    pre = conv(x, kernel, strides, padding, algorithm) + bias
+    return x - conv_transpose(scale * sigma(pre), kernel, x.shape[1:], strides, padding, algorithm)
 
 
 def _positive_scale(scale: ArrayLike) -> np.ndarray:

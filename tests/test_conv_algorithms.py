@@ -1,0 +1,180 @@
+"""The fast convolution path against autodiff of plain ``lax.conv_general_dilated``, and
+forward-mode differentiation (jvp, jacfwd, linearize, hessian) through every layer."""
+
+import jax
+import jax.extend
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from test_layers import IMAGE, LAYERS
+
+from lipjax import layers as L
+from lipjax import ops
+from lipjax.ops.conv import circular_pads
+
+PADDINGS = ["SAME", "VALID", "CIRCULAR", ((1, 1), (1, 1)), ((0, 2), (2, 0)), ((3, 0), (0, 1))]
+
+
+def reference_conv(x, kernel, strides, padding):
+    """Plain XLA convolution (circular padding by wrapping first), differentiated by JAX itself."""
+    if padding == "CIRCULAR":
+        x = jnp.pad(x, ((0, 0), *circular_pads(kernel.shape[:2]), (0, 0)), mode="wrap")
+        padding = "VALID"
+    return jax.lax.conv_general_dilated(
+        x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"), precision="highest"
+    )
+
+
+def _data(hw, c_in, c_out, seed=0):
+    kx, kk, kt = jax.random.split(jax.random.key(seed), 3)
+    return (
+        jax.random.normal(kx, (2, *hw, c_in)),
+        0.3 * jax.random.normal(kk, (3, 3, c_in, c_out)),
+        jax.random.normal(kt, (2, *hw, c_in)),
+    )
+
+
+def _close(a, b):
+    for got, want in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("padding", PADDINGS, ids=str)
+@pytest.mark.parametrize("hw,strides", [((5, 7), (1, 1)), ((7, 6), (2, 2))], ids=str)
+@pytest.mark.parametrize("algorithm", ["winograd", "auto"])
+def test_conv_values_gradients_and_jvps_match_plain_autodiff(padding, hw, strides, algorithm):
+    if algorithm == "winograd" and strides != (1, 1):
+        pytest.skip("Winograd is stride 1 only (refusal tested below)")
+    x, kernel, x_tangent = _data(hw, 3, 5)
+    fast = jax.jit(lambda x, k: ops.conv(x, k, strides, padding, algorithm))
+    plain = jax.jit(lambda x, k: reference_conv(x, k, strides, padding))
+    y = plain(x, kernel)
+    _close(fast(x, kernel), y)
+    cotangent = jax.random.normal(jax.random.key(7), y.shape)
+    _close(jax.vjp(fast, x, kernel)[1](cotangent), jax.vjp(plain, x, kernel)[1](cotangent))
+    k_tangent = jax.random.normal(jax.random.key(8), kernel.shape)
+    _close(
+        jax.jvp(fast, (x, kernel), (x_tangent, k_tangent))[1],
+        jax.jvp(plain, (x, kernel), (x_tangent, k_tangent))[1],
+    )
+
+
+@pytest.mark.parametrize("padding", PADDINGS, ids=str)
+@pytest.mark.parametrize("algorithm", ["winograd", "direct"])
+def test_conv_transpose_is_the_adjoint_and_differentiates_both_ways(padding, algorithm):
+    x, kernel, _ = _data((5, 6), 3, 5, seed=1)
+    plain = lambda x, k: reference_conv(x, k, (1, 1), padding)  # noqa: E731
+    y = jax.random.normal(jax.random.key(3), plain(x, kernel).shape)
+    adjoint = lambda y, k: ops.conv_transpose(y, k, x.shape[1:], (1, 1), padding, algorithm)  # noqa: E731
+    _close(adjoint(y, kernel), jax.vjp(lambda v: plain(v, kernel), x)[1](y)[0])
+    # Gradients and JVPs through the adjoint equal those of autodiff's own transpose.
+    autodiff_adjoint = lambda y, k: jax.vjp(lambda v: plain(v, k), x)[1](y)[0]  # noqa: E731
+    w = jax.random.normal(jax.random.key(4), x.shape)
+    grad_fast = jax.grad(lambda y, k: jnp.vdot(adjoint(y, k), w), argnums=(0, 1))(y, kernel)
+    grad_plain = jax.grad(lambda y, k: jnp.vdot(autodiff_adjoint(y, k), w), argnums=(0, 1))(y, kernel)
+    _close(grad_fast, grad_plain)
+    tangents = (
+        jax.random.normal(jax.random.key(5), y.shape),
+        jax.random.normal(jax.random.key(6), kernel.shape),
+    )
+    _close(jax.jvp(adjoint, (y, kernel), tangents)[1], jax.jvp(autodiff_adjoint, (y, kernel), tangents)[1])
+
+
+@pytest.mark.parametrize("activation", ["relu", "softplus"])
+def test_cpl_conv_fast_and_direct_agree_in_value_gradient_and_jvp(activation):
+    x, kernel, x_tangent = _data((8, 8), 5, 7)
+    bias = jnp.linspace(-0.3, 0.3, 7)
+
+    def layer(algorithm):
+        return lambda x, k, b: ops.convex_potential_conv(
+            x, k, b, 0.4, padding="SAME", activation=activation, algorithm=algorithm
+        )
+
+    fast, direct = jax.jit(layer("winograd")), jax.jit(layer("direct"))
+    _close(fast(x, kernel, bias), direct(x, kernel, bias))
+    cotangent = jax.random.normal(jax.random.key(9), x.shape)
+    _close(jax.vjp(fast, x, kernel, bias)[1](cotangent), jax.vjp(direct, x, kernel, bias)[1](cotangent))
+    _close(
+        jax.jvp(lambda v: fast(v, kernel, bias), (x,), (x_tangent,))[1],
+        jax.jvp(lambda v: direct(v, kernel, bias), (x,), (x_tangent,))[1],
+    )
+
+
+def _primitives(fn, *args) -> set[str]:
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            yield eqn.primitive.name
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                yield from walk(sub)
+
+    return set(walk(jax.make_jaxpr(fn)(*args).jaxpr))
+
+
+def test_auto_takes_winograd_for_3x3_stride_1_on_cpu_and_direct_otherwise():
+    assert jax.default_backend() == "cpu"
+    x, kernel, _ = _data((6, 6), 3, 4)
+    grad = lambda strides: jax.grad(lambda k: ops.conv(x, k, strides, "SAME", "auto").sum())  # noqa: E731
+    assert "conv_general_dilated" not in _primitives(grad((1, 1)), kernel)
+    assert "conv_general_dilated" in _primitives(grad((2, 2)), kernel)
+    assert "conv_general_dilated" in _primitives(lambda k: ops.conv(x, k, (1, 1), "SAME"), kernel)
+
+
+def test_bad_algorithm_and_winograd_outside_its_domain_are_refused():
+    x, kernel, _ = _data((6, 6), 3, 4)
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        ops.conv(x, kernel, algorithm="fft")
+    with pytest.raises(ValueError, match="3x3 kernel and stride 1"):
+        ops.conv(x, kernel, (2, 2), algorithm="winograd")
+    with pytest.raises(ValueError, match="3x3 kernel and stride 1"):
+        ops.conv(x, jnp.ones((5, 5, 3, 4)), algorithm="winograd")
+    with pytest.raises(ValueError, match="ConvexPotentialConv: algorithm"):
+        L.ConvexPotentialConv(4, algorithm="fast")
+
+
+# --- forward mode through every layer -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,module,shape,orthogonal", LAYERS, ids=[p[0] for p in LAYERS])
+def test_forward_mode_through_every_layer(name, module, shape, orthogonal):
+    """``jax.jvp`` and ``jax.linearize`` give the tangent whose inner product with any
+    cotangent equals the reverse-mode one: <J t, c> = <t, J^T c>."""
+    x = jax.random.uniform(jax.random.key(0), (2, *shape))
+    variables = module.init(jax.random.key(1), x)
+    fn = lambda v: module.apply(variables, v)  # noqa: E731
+    tangent = jax.random.normal(jax.random.key(2), x.shape)
+    cotangent = jax.random.normal(jax.random.key(3), jax.eval_shape(fn, x).shape)
+
+    @jax.jit
+    def both_modes(x, tangent, cotangent):
+        jvp_out = jax.jvp(fn, (x,), (tangent,))[1]
+        linearized = jax.linearize(fn, x)[1](tangent)
+        (vjp_out,) = jax.vjp(fn, x)[1](cotangent)
+        return jvp_out, linearized, vjp_out
+
+    jvp_out, linearized, vjp_out = both_modes(x, tangent, cotangent)
+    np.testing.assert_allclose(jnp.vdot(jvp_out, cotangent), jnp.vdot(tangent, vjp_out), rtol=2e-4, atol=2e-4)
+    _close(linearized, jvp_out)
+
+
+def test_jacfwd_equals_jacrev_and_hessian_is_symmetric_for_a_conv_network():
+    model = L.Sequential(
+        [
+            L.ConvexPotentialConv(4, activation="softplus"),
+            L.SLLConv(4, activation="softplus"),
+            L.Flatten(),
+            L.NormalizedDense(3),
+        ]
+    )
+    x = jax.random.uniform(jax.random.key(0), (1, 4, 2, 2))
+    variables = model.init(jax.random.key(1), x)
+    fn = lambda v: model.apply(variables, v[None])[0]  # noqa: E731
+    _close(jax.jit(jax.jacfwd(fn))(x[0]), jax.jit(jax.jacrev(fn))(x[0]))
+    hessian = jax.jit(jax.hessian(lambda v: fn(v)[0]))(x[0]).reshape(x[0].size, x[0].size)
+    assert float(jnp.abs(hessian).max()) > 0  # softplus: a non-trivial second derivative
+    _close(hessian, hessian.T)
+
+
+def test_every_layer_family_member_is_in_the_forward_mode_table():
+    covered = {type(module).__name__ for _, module, _, _ in LAYERS}
+    assert {"ConvexPotentialConv", "SLLConv", "SpectralConv", "CayleyConv", "SOCConv"} <= covered
+    assert IMAGE[0] % 2 == 0  # the conv rows exercise the Winograd path (3x3, stride 1)
