@@ -73,16 +73,22 @@ def cpl_network(
     kernel_size: int = 3,
     activation: str = "relu",
     power_iters: int = 1,
+    conv_algorithm: str = "auto",
 ) -> L.Sequential:
     """The CPL architecture of Meunier et al. (2022), §5.1.
 
     normalise -> zero channel padding to ``channels`` -> ``conv_layers`` conv CPLs
     (kernel ``kernel_size``, stride 1, zero padding, at input resolution) ->
     1-Lipschitz ``pool x pool`` average pool -> flatten -> ``linear_layers`` dense
-    CPLs of ``features`` hidden units -> LLN or truncation head.
+    CPLs of ``features`` hidden units -> LLN or truncation head. ``conv_algorithm``:
+    how training computes the convolutions (:data:`lipjax.ops.conv.ALGORITHMS`).
     """
     conv = L.ConvexPotentialConv(
-        channels, (kernel_size, kernel_size), activation=activation, power_iters=power_iters
+        channels,
+        (kernel_size, kernel_size),
+        activation=activation,
+        power_iters=power_iters,
+        algorithm=conv_algorithm,
     )
     linear = (
         _stack(

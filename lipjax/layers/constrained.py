@@ -190,7 +190,11 @@ class ConstrainedConvBase(LipschitzLayer, PowerIterationMixin):
         sigma = None
         if constraint.operator_norm:
             operator = partial(
-                ops.conv_operator, input_shape=x.shape[1:], strides=self.strides, padding=self.padding
+                ops.conv_operator,
+                input_shape=x.shape[1:],
+                strides=self.strides,
+                padding=self.padding,
+                algorithm=self.algorithm,
             )
             sigma = self.spectral_estimate(operator, prepared, x.shape[1:], self.power_iters, update_stats)
         y = ops.conv(x, constraint.finish(prepared, sigma), self.strides, self.padding, self.algorithm)

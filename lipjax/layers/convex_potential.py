@@ -163,7 +163,11 @@ class ConvexPotentialConv(LipschitzLayer, PowerIterationMixin):
         kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, cin, self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         operator = partial(
-            ops.conv_operator, input_shape=x.shape[1:], strides=self.strides, padding=self.padding
+            ops.conv_operator,
+            input_shape=x.shape[1:],
+            strides=self.strides,
+            padding=self.padding,
+            algorithm=self.algorithm,
         )
         sigma = self.spectral_estimate(operator, kernel, x.shape[1:], self.power_iters, update_stats)
         scale = _scale(sigma, self.eps)

@@ -67,18 +67,21 @@ def conv_operator(
     input_shape: Sequence[int],
     strides: Sequence[int] = (1, 1),
     padding: PaddingLike = "SAME",
+    algorithm: str = "direct",
 ) -> tuple[LinearMap, LinearMap]:
     """``(A, A^T)`` for the convolution on single images of shape ``input_shape`` (H, W, C).
 
     The operator is the layer's real one: the same input size, padding and stride
     as its forward pass. Vectors have shape ``input_shape`` (no batch axis).
+    ``algorithm``: as in :func:`lipjax.ops.conv` (training layers pass theirs, so
+    the gradient of the estimate is computed the same fast way).
     """
     input_shape = tuple(input_shape)
 
     def forward(u):
-        return conv(u[None], kernel, strides, padding)[0]
+        return conv(u[None], kernel, strides, padding, algorithm)[0]
 
     def transpose(v):
-        return conv_transpose(v[None], kernel, input_shape, strides, padding)[0]
+        return conv_transpose(v[None], kernel, input_shape, strides, padding, algorithm)[0]
 
     return forward, transpose

@@ -1,0 +1,172 @@
+"""One conv CPL layer, forward + backward: the levers of the convolution path, one by one.
+
+Run:  PYTHONPATH=. python benchmarks/bench_conv_layer.py [--batch 64] [--channels 45] [--torch]
+
+Times ``x - h K^T relu(K x + b)`` with its gradient (w.r.t. x, K, b) on a
+batch x 32 x 32 x channels input, 3x3 kernel, SAME padding, for each formulation,
+alone and inside a 4-layer ``lax.scan`` (per layer), and prints GFLOP/s counting
+the 6 direct convolutions' FLOPs (so Winograd's lower count shows as a higher
+figure):
+
+- ``direct NHWC`` / ``direct NCHW``: XLA convolutions, differentiated by JAX;
+- ``... +pad16``: channels zero-padded to a multiple of 16 inside the layer (exact);
+- ``winograd``: :mod:`lipjax.ops.winograd` (lipjax's ``algorithm="auto"`` on CPU);
+- ``--torch``: the same layer in PyTorch (``conv2d`` / ``conv_transpose2d``), same process.
+
+Each figure is the fastest of ``--reps`` runs after a warm-up: the machine's
+other load inflates medians more than minima. Figures vary by host and versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from lipjax import ops
+
+SIZE = 32
+
+
+def _pad_to(c: int, multiple: int) -> int:
+    return -(-c // multiple) * multiple
+
+
+def direct(layout: str, pad16: bool):
+    """CPL with XLA convolutions in ``layout``; optionally channel-padded to a multiple of 16."""
+    spec = ("NHWC", "HWIO", "NHWC") if layout == "NHWC" else ("NCHW", "HWIO", "NCHW")
+    axis = 3 if layout == "NHWC" else 1
+
+    def conv(x, k):
+        return lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=spec)
+
+    def layer(x, k, b):
+        c = x.shape[axis]
+        if pad16:
+            extra = _pad_to(c, 16) - c
+            widths = [(0, 0)] * 4
+            widths[axis] = (0, extra)
+            x, k, b = (
+                jnp.pad(x, widths),
+                jnp.pad(k, ((0, 0), (0, 0), (0, extra), (0, extra))),
+                jnp.pad(b, (0, extra)),
+            )
+        shape = [1, 1, 1, 1]
+        shape[axis] = -1
+        pre = jax.nn.relu(conv(x, k) + b.reshape(shape))
+        adjoint = jax.vjp(lambda z: conv(z, k), x)[1](pre)[0]
+        out = x - 0.5 * adjoint
+        return lax.slice_in_dim(out, 0, c, axis=axis) if pad16 else out
+
+    return layer
+
+
+def winograd(x, k, b):
+    return ops.convex_potential_conv(x, k, b, 0.5, algorithm="winograd")
+
+
+def fastest(fn, args, reps: int) -> float:
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def time_jax(name, layer, nchw: bool, batch: int, channels: int, reps: int, flops: float) -> None:
+    key = jax.random.key(0)
+    shape = (batch, channels, SIZE, SIZE) if nchw else (batch, SIZE, SIZE, channels)
+    x = jax.random.normal(key, shape)
+    k = 0.05 * jax.random.normal(jax.random.key(1), (3, 3, channels, channels))
+    b = jnp.zeros(channels)
+    weights = jax.random.normal(jax.random.key(2), shape)
+
+    def loss(x, k, b, w):
+        return jnp.vdot(layer(x, k, b), w)
+
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+
+    def scanned(x, ks, b, w):
+        out, _ = lax.scan(lambda c, kk: (layer(c, kk, b), None), x, ks)
+        return jnp.vdot(out, w)
+
+    scan_grad = jax.jit(jax.grad(scanned, argnums=(0, 1, 2)))
+    forward = fastest(jax.jit(layer), (x, k, b), reps)
+    both = fastest(grad, (x, k, b, weights), reps)
+    in_scan = fastest(scan_grad, (x, jnp.stack([k] * 4), b, weights), max(1, reps // 2)) / 4
+    print(
+        f"{name:<20} fwd {forward * 1e3:6.0f} ms | fwd+bwd {both * 1e3:6.0f} ms, "
+        f"{flops / both / 1e9:5.0f} GFLOP/s"
+        f" | in scan {in_scan * 1e3:6.0f} ms/layer, {flops / in_scan / 1e9:5.0f} GFLOP/s",
+        flush=True,
+    )
+
+
+def time_torch(batch: int, channels: int, reps: int, flops: float) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    x = torch.randn(batch, channels, SIZE, SIZE, requires_grad=True)
+    k = (0.05 * torch.randn(channels, channels, 3, 3)).requires_grad_()
+    b = torch.zeros(channels, requires_grad=True)
+    weights = torch.randn_like(x)
+
+    def step():
+        pre = F.relu(F.conv2d(x, k, b, padding=1))
+        ((x - 0.5 * F.conv_transpose2d(pre, k, padding=1)) * weights).sum().backward()
+
+    step()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    t = min(times)
+    print(
+        f"{'PyTorch ' + torch.__version__:<20} fwd+bwd {t * 1e3:6.0f} ms, {flops / t / 1e9:5.0f} GFLOP/s",
+        flush=True,
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--channels", type=int, default=45)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--torch", action="store_true")
+    args = parser.parse_args(argv)
+    flops = 6 * 2 * args.batch * SIZE * SIZE * 9 * args.channels**2
+    print(f"command: python {' '.join(sys.argv)}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"jax {jax.__version__} on {jax.devices()[0].platform}, Python {platform.python_version()}"
+    )
+    print(
+        f"layer: {args.batch}x{SIZE}x{SIZE}x{args.channels}, 3x3 SAME, "
+        f"{flops / 1e9:.1f} GFLOP (6 direct convs)"
+    )
+    variants = [
+        ("direct NHWC", direct("NHWC", False), False),
+        ("direct NHWC +pad16", direct("NHWC", True), False),
+        ("direct NCHW", direct("NCHW", False), True),
+        ("direct NCHW +pad16", direct("NCHW", True), True),
+        ("winograd", winograd, False),
+    ]
+    for name, layer, nchw in variants:
+        time_jax(name, layer, nchw, args.batch, args.channels, args.reps, flops)
+    if args.torch:
+        time_torch(args.batch, args.channels, args.reps, flops)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
