@@ -217,11 +217,15 @@ class Exported:
             raise ValueError(f"eps must be >= 0; got {eps}")
         return np.mean(radii[None, :] > np.atleast_1d(eps_array)[:, None], axis=-1).reshape(eps_array.shape)
 
-    def evaluate(self, x, labels, eps, batch_size: int = 1000, pgd: bool = False, pgd_kwargs=None):
+    def evaluate(
+        self, x, labels, eps, batch_size: int = 1000, pgd: bool = False, pgd_kwargs=None, precision="auto"
+    ):
         """Clean, certified and (``pgd``) PGD accuracy in one report: :func:`lipjax.evaluate.evaluate`."""
         from lipjax.evaluate import evaluate
 
-        return evaluate(self, x, labels, eps, batch_size=batch_size, pgd=pgd, pgd_kwargs=pgd_kwargs)
+        return evaluate(
+            self, x, labels, eps, batch_size=batch_size, pgd=pgd, pgd_kwargs=pgd_kwargs, precision=precision
+        )
 
     def summary(self) -> str:
         """A table of layers, shapes and certified constants."""
