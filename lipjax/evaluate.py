@@ -10,6 +10,7 @@ and CSV.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 from collections.abc import Mapping, Sequence
@@ -128,7 +129,7 @@ def evaluate(
     eps = tuple(float(e) for e in np.atleast_1d(eps))
     y = np.asarray(y)
     logits, bound = exported.certified_logits(x, batch_size=batch_size, precision=precision)
-    with jax.enable_x64(logits.dtype == np.float64):
+    with jax.enable_x64(True) if logits.dtype == np.float64 else contextlib.nullcontext():
         correct = np.asarray(predict(logits)) == y
         radii = np.asarray(exported.certified_radius(logits, labels=y, bound=bound))
     certified = tuple(float(np.mean(radii > e)) for e in eps)

@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -204,7 +205,8 @@ class Exported:
         margin. Returns float64 radii (negative or zero: not certified).
         """
         logits, bound = self.certified_logits(x, batch_size=batch_size, precision=precision)
-        with jax.enable_x64(logits.dtype == np.float64):
+        # float64 logits must stay float64 through the radius formula (no silent cast down).
+        with jax.enable_x64(True) if logits.dtype == np.float64 else contextlib.nullcontext():
             return np.asarray(self.certified_radius(logits, labels=labels, bound=bound))
 
     def certified_accuracy(

@@ -133,12 +133,22 @@ def network_rounding(
 
 
 def certification_dtype(precision: str = "auto") -> str:
-    """The format certificates are computed in: ``"auto"`` is float64 on CPU and GPU, float32 on TPU."""
+    """The format certificates are computed in: ``"auto"`` is float64 on CPU and GPU, float32 on TPU
+    (with a :class:`RoundingWarning`: TPU float32 matmuls are not IEEE float32)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
+    dtype = precision
     if precision == "auto":
-        return "float64" if jax.default_backend() in _FLOAT64_BACKENDS else "float32"
-    return precision
+        dtype = "float64" if jax.default_backend() in _FLOAT64_BACKENDS else "float32"
+    if dtype == "float32" and jax.default_backend() == "tpu":
+        warnings.warn(
+            "the float32 rounding bound assumes IEEE float32 products and sums; TPU matmuls at "
+            "'highest' precision emulate float32 with bfloat16 passes, so the subtracted bound is "
+            "not proven there: certify on CPU or GPU (float64) for a proof",
+            RoundingWarning,
+            stacklevel=3,
+        )
+    return dtype
 
 
 def forward(exported, x, dtype: str, batch_size: int | None = None) -> np.ndarray:
