@@ -133,14 +133,19 @@ def _radius(logits, lipschitz, head, labels, logit_error, feature_error):
 
 
 def _check_error(error, name: str, count: int, dtype) -> jax.Array:
-    """A non-negative, finite scalar or ``(N,)`` error bound, broadcast to ``(N,)``."""
+    """A non-negative, finite scalar or ``(N,)`` error bound, broadcast to ``(N,)``.
+
+    A concrete bound is converted to the logits' dtype rounding *up*, so that it stays a bound.
+    """
+    if _is_concrete(error):
+        wide = np.asarray(error, np.float64)
+        if not np.all(np.isfinite(wide)) or np.any(wide < 0):
+            raise ValueError(f"{name} must be finite and >= 0; got {wide}")
+        narrow = wide.astype(dtype)
+        error = np.where(narrow < wide, np.nextafter(narrow, np.asarray(np.inf, dtype)), narrow)
     error = jnp.asarray(error, dtype)
     if error.ndim > 1 or (error.ndim == 1 and error.shape[0] != count):
         raise ValueError(f"{name} must be a scalar or have shape ({count},); got {error.shape}")
-    if _is_concrete(error):
-        host = np.asarray(error)
-        if not np.all(np.isfinite(host)) or np.any(host < 0):
-            raise ValueError(f"{name} must be finite and >= 0; got {host}")
     return jnp.broadcast_to(error, (count,))
 
 
