@@ -207,16 +207,22 @@ def dense_operator(arrays: Arrays, config: Config, input_shape) -> LinearOperato
 
 
 def conv_operator(arrays: Arrays, config: Config, input_shape) -> LinearOperator:
-    """HWIO convolution: ``kh kw C_in`` products per output; the adjoint sums ``kh kw C_out``
-    products and, with circular padding, adds up to 4 wrapped partial sums (``+ 4``)."""
+    """HWIO convolution: ``kh kw C_in`` products per output. The adjoint sums ``kh kw C_out``
+    products; with circular padding it then folds the periodic extension back onto the
+    image, adding at most ``ceil((2 n + k) / n)`` partial sums per axis (``n`` the image
+    size, ``k`` the kernel's: the padded axis spans ``n + k - 1`` entries plus a shift < n)."""
     kernel = np.asarray(arrays["kernel"])
     kh, kw, c_in, c_out = kernel.shape
-    out_hw = conv_output_hw(input_shape[:2], (kh, kw), config["strides"], padding_from_json(config))
+    padding = padding_from_json(config)
+    out_hw = conv_output_hw(input_shape[:2], (kh, kw), config["strides"], padding)
+    folds = 0
+    if padding == "CIRCULAR":
+        folds = sum(-(-(2 * int(n) + k) // int(n)) for n, k in zip(input_shape[:2], (kh, kw), strict=True))
     return LinearOperator(
         conv_kernel_bound(arrays, config, input_shape),
         fe.abs_conv_norm_bound(kernel),
         kh * kw * c_in,
-        kh * kw * c_out + 4,
+        kh * kw * c_out + folds,
         int(out_hw[0] * out_hw[1]),
     )
 
