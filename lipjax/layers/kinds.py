@@ -4,7 +4,8 @@ An exported layer is a record ``(kind, config, arrays)``. Its :class:`ExportKind
 says, in one place, everything the exported-model interpreter
 (:mod:`lipjax.export`) and the loader need: the kind's name in the file, the
 forward pass built from :mod:`lipjax.ops`, a guaranteed upper bound of its l2
-Lipschitz constant computed *on the exported arrays*, and the names of its
+Lipschitz constant computed *on the exported arrays*, the bound of its float
+rounding error (:data:`RoundingFn`, :mod:`lipjax.ops.rounding`), and the names of its
 arrays and config fields. Each layer module declares its kinds next to the
 layer and :func:`register` s them; a layer's ``export_record`` builds its record
 through :meth:`ExportKind.record`, which checks the names against the
