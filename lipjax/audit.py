@@ -10,7 +10,7 @@ certified, or float rounding larger than the margin.
 
 Example::
 
-    report = audit.audit_certificates(exported.apply, x, y, exported.certified_radius(exported.apply(x), y))
+    report = audit.audit_certificates(exported.apply, x, y, exported.certify(x, y))
     assert report.violations == 0, report.summary()
 """
 

@@ -13,6 +13,18 @@ For an ``L``-Lipschitz network with logits ``f`` and class ``c``:
 A point is certified at ``eps`` when its radius with respect to its true label
 is ``> eps``, which implies the prediction is correct.
 
+Float rounding: when the logits were computed in floating point, ``logit_error``
+(a bound ``E`` of ``||f~ - f||_2``, per sample or scalar) is taken off the margin,
+so the radius holds for the exact network. A gap ``f_c - f_j`` moves by at most
+``||e_c - e_j|| <= sqrt(2) E``:
+
+* multi-class: ``r = (margin - sqrt(2) E) / (sqrt(2) L)``;
+* binary: ``r = (|f| - E) / L``;
+* normalised head, body error ``E_b`` (``feature_error``) and head rounding ``E``:
+  ``r = min_{j != c} (f_c - f_j - ||w_c - w_j|| E_b - sqrt(2) E) / (L ||w_c - w_j||)``.
+
+A radius that the errors make non-positive means "not certified" (also without labels).
+
 References:
   Tsuzuku, Sato, Sugiyama, Lipschitz-margin training, NeurIPS 2018.
   Meunier et al., A dynamical system perspective for Lipschitz neural networks, ICML 2022.
@@ -98,17 +110,19 @@ def margins(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 @jax.jit
-def _radius(logits, lipschitz, head, labels):
+def _radius(logits, lipschitz, head, labels, logit_error, feature_error):
     if logits.ndim == 1:
         sign = 1.0 if labels is None else 2.0 * labels - 1.0
-        return (jnp.abs(logits) if labels is None else sign * logits) / lipschitz
+        return ((jnp.abs(logits) if labels is None else sign * logits) - logit_error) / lipschitz
     if labels is None:
         labels = predict(logits)
     if head is None:
-        return margins(logits, labels) / (SQRT2 * lipschitz)
+        return (margins(logits, labels) - SQRT2 * logit_error) / (SQRT2 * lipschitz)
     own = jnp.take_along_axis(logits, labels[:, None], axis=-1)
-    gaps = own - logits  # (N, C): f_c - f_j
     row_dist = jnp.linalg.norm(head[labels][:, None, :] - head[None, :, :], axis=-1)  # (N, C)
+    # f_c - f_j, less what rounding can have moved it by: the body's error through w_c - w_j
+    # and the head's own error on the two logits.
+    gaps = own - logits - row_dist * feature_error[:, None] - SQRT2 * logit_error[:, None]
     ratio = jnp.where(
         row_dist > 0,
         gaps / (lipschitz * jnp.where(row_dist > 0, row_dist, 1.0)),
@@ -118,11 +132,30 @@ def _radius(logits, lipschitz, head, labels):
     return jnp.where(is_self, jnp.inf, ratio).min(axis=-1)
 
 
+def _check_error(error, name: str, count: int, dtype) -> jax.Array:
+    """A non-negative, finite scalar or ``(N,)`` error bound, broadcast to ``(N,)``.
+
+    A concrete bound is converted to the logits' dtype rounding *up*, so that it stays a bound.
+    """
+    if _is_concrete(error):
+        wide = np.asarray(error, np.float64)
+        if not np.all(np.isfinite(wide)) or np.any(wide < 0):
+            raise ValueError(f"{name} must be finite and >= 0; got {wide}")
+        narrow = wide.astype(dtype)
+        error = np.where(narrow < wide, np.nextafter(narrow, np.asarray(np.inf, dtype)), narrow)
+    error = jnp.asarray(error, dtype)
+    if error.ndim > 1 or (error.ndim == 1 and error.shape[0] != count):
+        raise ValueError(f"{name} must be a scalar or have shape ({count},); got {error.shape}")
+    return jnp.broadcast_to(error, (count,))
+
+
 def certified_radius(
     logits: jax.Array,
     lipschitz: float | jax.Array,
     head: jax.Array | None = None,
     labels: jax.Array | None = None,
+    logit_error: float | jax.Array = 0.0,
+    feature_error: float | jax.Array = 0.0,
 ) -> jax.Array:
     """Certified l2 radius of each sample (formulas in the module docstring).
 
@@ -133,11 +166,16 @@ def certified_radius(
         whole network's constant is also sound, only looser).
       head: optional (C, d) rows ``w_j`` of a normalised last layer.
       labels: optional (N,) true labels. Without them the radius is that of the
-        predicted class (always >= 0); with them it is negative for misclassified
-        points.
+        predicted class (>= 0 without rounding errors); with them it is negative for
+        misclassified points.
+      logit_error: scalar or (N,) bound of ``||f~ - f||_2``, the rounding error of the
+        logits (with ``head``: of the head's own rounding); 0 trusts the logits as exact.
+      feature_error: scalar or (N,) bound of the rounding error of the head's input
+        (only with ``head``).
 
     Returns:
-      (N,) radii: no perturbation of l2 norm below the radius changes the class.
+      (N,) radii: no perturbation of l2 norm below the radius changes the class (of the
+      exact network, when the errors bound the rounding).
     """
     logits = _check_logits(logits, labels)
     _check_lipschitz(lipschitz)
@@ -149,7 +187,12 @@ def certified_radius(
             )
     if labels is not None:
         labels = jnp.asarray(labels)
-    return _radius(logits, jnp.asarray(lipschitz, logits.dtype), head, labels)
+    count = logits.shape[0]
+    logit_error = _check_error(logit_error, "logit_error", count, logits.dtype)
+    feature_error = _check_error(feature_error, "feature_error", count, logits.dtype)
+    if head is None and _is_concrete(feature_error) and bool(np.any(np.asarray(feature_error) > 0)):
+        raise ValueError("feature_error is the error of a normalised head's input: give head too")
+    return _radius(logits, jnp.asarray(lipschitz, logits.dtype), head, labels, logit_error, feature_error)
 
 
 def certified_accuracy(
@@ -158,15 +201,20 @@ def certified_accuracy(
     eps: float | Sequence[float],
     lipschitz: float | jax.Array,
     head: jax.Array | None = None,
+    logit_error: float | jax.Array = 0.0,
+    feature_error: float | jax.Array = 0.0,
 ) -> jax.Array:
     """Fraction of samples whose radius w.r.t. the true label is ``> eps``, per eps.
 
-    ``eps = 0`` gives the clean accuracy (strict ties count as errors).
+    ``eps = 0`` gives the clean accuracy (strict ties count as errors) when the errors
+    are 0; rounding errors (see :func:`certified_radius`) only lower every fraction.
 
     Returns:
       Array of shape ``(len(eps),)`` (or a scalar for a scalar ``eps``).
     """
-    radii = certified_radius(logits, lipschitz, head=head, labels=labels)
+    radii = certified_radius(
+        logits, lipschitz, head=head, labels=labels, logit_error=logit_error, feature_error=feature_error
+    )
     eps_array = jnp.asarray(eps, radii.dtype)
     if _is_concrete(eps_array) and bool(np.any(np.asarray(eps_array) < 0)):
         raise ValueError(f"eps must be >= 0; got {eps}")

@@ -10,6 +10,7 @@ and CSV.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,10 @@ class EvaluationReport:
       correct: ``(N,)`` whether each point is predicted correctly.
       pgd_accuracy: per eps, fraction still correct after PGD-l2 of that radius (None: not run).
       lipschitz: certified constant used by the radii (the body's, with a normalized head).
+      precision: format of the certification forward pass (``"float64"`` or ``"float32"``).
+      rounding_error: largest bound, over the points, of how far float rounding can have
+        moved a logit (taken off every margin); None when some layer has no bound (the
+        radii then do not account for rounding, and a warning said so).
     """
 
     eps: tuple[float, ...]
@@ -51,6 +56,8 @@ class EvaluationReport:
     correct: np.ndarray
     pgd_accuracy: tuple[float, ...] | None = None
     lipschitz: float | None = None
+    precision: str | None = None
+    rounding_error: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The numbers (no per-example arrays), ready for JSON."""
@@ -65,6 +72,9 @@ class EvaluationReport:
             out["pgd_accuracy"] = {f"{e:g}": a for e, a in zip(self.eps, self.pgd_accuracy, strict=True)}
         if self.lipschitz is not None:
             out["lipschitz"] = self.lipschitz
+        if self.precision is not None:
+            out["precision"] = self.precision
+            out["rounding_error"] = self.rounding_error
         return out
 
     def table(self) -> str:
@@ -98,6 +108,7 @@ def evaluate(
     batch_size: int = 1000,
     pgd: bool = False,
     pgd_kwargs: Mapping[str, Any] | None = None,
+    precision: str = "auto",
 ) -> EvaluationReport:
     """Clean, certified and (``pgd``) PGD-l2 accuracy of an exported model.
 
@@ -109,15 +120,18 @@ def evaluate(
       batch_size: inputs per forward pass.
       pgd: also attack every point at every eps.
       pgd_kwargs: arguments of :func:`lipjax.attacks.pgd_l2` (default: the paper's 10 steps).
+      precision: format of the certification forward pass (:func:`lipjax.rounding.certification_dtype`:
+        ``"auto"`` is float64 on CPU and GPU); the bound of its rounding is taken off every margin.
 
     Returns:
       An :class:`EvaluationReport`.
     """
     eps = tuple(float(e) for e in np.atleast_1d(eps))
     y = np.asarray(y)
-    logits = exported.apply(x, batch_size=batch_size)
-    correct = np.asarray(predict(logits)) == y
-    radii = np.asarray(exported.certified_radius(logits, labels=y))
+    logits, bound = exported.certified_logits(x, batch_size=batch_size, precision=precision)
+    with jax.enable_x64(True) if logits.dtype == np.float64 else contextlib.nullcontext():
+        correct = np.asarray(predict(logits)) == y
+        radii = np.asarray(exported.certified_radius(logits, labels=y, bound=bound))
     certified = tuple(float(np.mean(radii > e)) for e in eps)
     robust = None
     if pgd:
@@ -126,7 +140,23 @@ def evaluate(
             pgd_accuracy(exported.apply, np.asarray(x), y, e, min(batch_size, 256), **kwargs) for e in eps
         )
     constant = exported.body_lipschitz if exported.has_head else exported.lipschitz
-    return EvaluationReport(eps, float(correct.mean()), certified, radii, correct, robust, float(constant))
+    shift = None if bound is None else bound.worst_logit_shift(head_lipschitz=_head_norm(exported))
+    return EvaluationReport(
+        eps,
+        float(correct.mean()),
+        certified,
+        radii,
+        correct,
+        robust,
+        float(constant),
+        str(logits.dtype),
+        shift,
+    )
+
+
+def _head_norm(exported) -> float:
+    """Bound of ``||W_head||_2`` (1 without a head): turns the head's input error into logits."""
+    return exported.layers[-1].lipschitz if exported.has_head else 1.0
 
 
 def _colors(n: int) -> list[str]:

@@ -14,11 +14,12 @@ Example::
     exported = lipjax.export.export(model, variables, input_shape=(28, 28, 1))
     lipjax.export.save("model.npz", exported)
     exported = lipjax.export.load("model.npz")
-    radii = exported.certified_radius(exported.apply(x))
+    radii = exported.certify(x)  # float64 forward pass, rounding error subtracted
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -160,24 +161,73 @@ class Exported:
 
     __call__ = apply
 
-    def certified_radius(self, logits, labels=None) -> jax.Array:
-        """Certified radii from this model's logits, using the head formula when there is one."""
-        if self.has_head:
-            return certify.certified_radius(logits, self.body_lipschitz, head=self.head, labels=labels)
-        return certify.certified_radius(logits, self.lipschitz, labels=labels)
+    def rounding_bound(self, input_norm, dtype: str = "float32", input_error=0.0):
+        """Bound of the logits' float rounding for inputs of l2 norms ``input_norm`` (per example).
 
-    def certified_accuracy(self, x, labels, eps, batch_size: int | None = 1000) -> np.ndarray:
-        """Certified accuracy of inputs ``x`` with true ``labels`` at each ``eps``."""
-        logits = self.apply(x, batch_size=batch_size)
-        if self.has_head:
-            return certify.certified_accuracy(logits, labels, eps, self.body_lipschitz, head=self.head)
-        return certify.certified_accuracy(logits, labels, eps, self.lipschitz)
+        See :func:`lipjax.rounding.network_rounding`; raises
+        :class:`lipjax.ops.rounding.NoRoundingBound` when a layer has no bound.
+        """
+        from lipjax import rounding
 
-    def evaluate(self, x, labels, eps, batch_size: int = 1000, pgd: bool = False, pgd_kwargs=None):
+        return rounding.network_rounding(self.layers, self.has_head, input_norm, dtype, input_error)
+
+    def certified_logits(self, x, batch_size: int | None = None, precision: str = "auto"):
+        """Logits for certification and their :class:`lipjax.rounding.RoundingBound` (float64 where the
+        backend has it): :func:`lipjax.rounding.certified_logits`."""
+        from lipjax import rounding
+
+        return rounding.certified_logits(self, x, batch_size=batch_size, precision=precision)
+
+    def certified_radius(self, logits, labels=None, bound=None) -> jax.Array:
+        """Certified radii from this model's logits, using the head formula when there is one.
+
+        Args:
+          logits: the model's logits.
+          labels: optional true labels (radii of misclassified points are negative).
+          bound: the :class:`lipjax.rounding.RoundingBound` of ``logits`` (from
+            :meth:`certified_logits` or :meth:`rounding_bound`); its errors are taken off
+            the margins. None trusts the logits as exact (use :meth:`certify` instead).
+        """
+        errors = {}
+        if bound is not None:
+            errors = {"logit_error": bound.logit_error, "feature_error": bound.feature_error}
+        if self.has_head:
+            return certify.certified_radius(
+                logits, self.body_lipschitz, head=self.head, labels=labels, **errors
+            )
+        return certify.certified_radius(logits, self.lipschitz, labels=labels, **errors)
+
+    def certify(self, x, labels=None, batch_size: int | None = 1000, precision: str = "auto") -> np.ndarray:
+        """Certified radii of inputs ``x`` for the exact network, float rounding accounted for.
+
+        The forward pass runs in float64 where the backend has it (``precision="auto"``),
+        and the bound of its rounding error (:mod:`lipjax.rounding`) is taken off every
+        margin. Returns float64 radii (negative or zero: not certified).
+        """
+        logits, bound = self.certified_logits(x, batch_size=batch_size, precision=precision)
+        # float64 logits must stay float64 through the radius formula (no silent cast down).
+        with jax.enable_x64(True) if logits.dtype == np.float64 else contextlib.nullcontext():
+            return np.asarray(self.certified_radius(logits, labels=labels, bound=bound))
+
+    def certified_accuracy(
+        self, x, labels, eps, batch_size: int | None = 1000, precision: str = "auto"
+    ) -> np.ndarray:
+        """Certified accuracy of ``x`` with true ``labels`` at each ``eps`` (rounding accounted for)."""
+        radii = self.certify(x, labels, batch_size=batch_size, precision=precision)
+        eps_array = np.asarray(eps, np.float64)
+        if np.any(eps_array < 0):
+            raise ValueError(f"eps must be >= 0; got {eps}")
+        return np.mean(radii[None, :] > np.atleast_1d(eps_array)[:, None], axis=-1).reshape(eps_array.shape)
+
+    def evaluate(
+        self, x, labels, eps, batch_size: int = 1000, pgd: bool = False, pgd_kwargs=None, precision="auto"
+    ):
         """Clean, certified and (``pgd``) PGD accuracy in one report: :func:`lipjax.evaluate.evaluate`."""
         from lipjax.evaluate import evaluate
 
-        return evaluate(self, x, labels, eps, batch_size=batch_size, pgd=pgd, pgd_kwargs=pgd_kwargs)
+        return evaluate(
+            self, x, labels, eps, batch_size=batch_size, pgd=pgd, pgd_kwargs=pgd_kwargs, precision=precision
+        )
 
     def summary(self) -> str:
         """A table of layers, shapes and certified constants."""

@@ -8,7 +8,15 @@ import numpy as np
 
 from lipjax import ops
 from lipjax.layers.base import LipschitzLayer, check_input, check_positive
-from lipjax.layers.kinds import ExportKind, Record, exactly_one, one_with_rounding, register
+from lipjax.layers.kinds import ExportKind, Record, exact_rounding, exactly_one, one_with_rounding, register
+from lipjax.ops import rounding as fe
+
+
+def _activation_rounding(arrays, config, input_shape, input_norm, u):
+    """relu: exact; leaky_relu: ``gamma_2 ||x||``; others: no bound (see
+    :func:`lipjax.ops.rounding.activation`)."""
+    return fe.activation(fe.start(input_norm), config["name"], u)
+
 
 GROUP_SORT = register(
     ExportKind(
@@ -16,15 +24,22 @@ GROUP_SORT = register(
         apply=lambda x, a, c: ops.group_sort(x, c["group_size"]),
         lipschitz=exactly_one,
         config=("group_size",),
+        rounding=exact_rounding,
     )
 )
-FULL_SORT = register(ExportKind("full_sort", apply=lambda x, a, c: ops.full_sort(x), lipschitz=exactly_one))
+FULL_SORT = register(
+    ExportKind(
+        "full_sort", apply=lambda x, a, c: ops.full_sort(x), lipschitz=exactly_one, rounding=exact_rounding
+    )
+)
 HOUSEHOLDER = register(
     ExportKind(
         "householder",
         apply=lambda x, a, c: ops.householder(x, a["theta"]),
         lipschitz=one_with_rounding,
         arrays=("theta",),
+        # No rounding bound: v = (cos theta, sin theta) comes from a math library without a
+        # guaranteed error, so the computed reflection is not the exact network's.
     )
 )
 ACTIVATION = register(
@@ -33,6 +48,7 @@ ACTIVATION = register(
         apply=lambda x, a, c: ops.get_activation(c["name"])(x),
         lipschitz=exactly_one,
         config=("name",),
+        rounding=_activation_rounding,
     )
 )
 

@@ -21,6 +21,29 @@ import numpy as np
 from lipjax.layers.base import POWER_ITERATION, LipschitzLayer, check_input
 from lipjax.layers.kinds import ExportKind, Record, register
 from lipjax.ops import centering
+from lipjax.ops import rounding as fe
+
+
+def _layer_centering_rounding(arrays, config, input_shape, input_norm, u):
+    """``x - mean(x)`` over groups of ``m`` entries: ``delta = gamma_{m+2} N``, ``output_norm = N``.
+
+    A group's mean (``m - 1`` additions, a division or a product by a rounded ``1/m``) errs by
+    at most ``gamma_{m+1} sum |x| / m``; broadcast over the ``m`` entries its norm is at most
+    ``gamma_{m+1} ||x_group||`` (Cauchy-Schwarz); the subtraction adds ``u (1 + gamma_{m+1}) N``.
+    """
+    shape = (1, *input_shape)
+    group = int(np.prod([shape[a] for a in centering._feature_axes(np.empty(shape), config["axes"], "")]))
+    norm = fe.check_input_norm(input_norm)
+    return fe.Tracked(norm, fe.gamma(group + 2, u) * norm)
+
+
+def _batch_centering_rounding(arrays, config, input_shape, input_norm, u):
+    """``x - mu``: one subtraction per entry, ``delta = u (N + ||mu||_bcast)``, ``output_norm =
+    N + ||mu||_bcast`` (:func:`lipjax.ops.rounding.translate`)."""
+    mean = np.asarray(arrays["mean"], np.float64)
+    offset = float(np.linalg.norm(mean)) * float(np.sqrt(np.prod(input_shape) / max(mean.size, 1)))
+    return fe.translate(fe.start(input_norm), offset, u)
+
 
 LAYER_CENTERING = register(
     ExportKind(
@@ -28,6 +51,7 @@ LAYER_CENTERING = register(
         apply=lambda x, a, c: centering.layer_centering(x, c["axes"]),
         lipschitz=lambda a, c, shape: centering.centering_lipschitz_bound(),
         config=("axes",),
+        rounding=_layer_centering_rounding,
     )
 )
 
@@ -37,6 +61,7 @@ BATCH_CENTERING = register(
         apply=lambda x, a, c: centering.batch_centering(x, a["mean"]),
         lipschitz=lambda a, c, shape: centering.centering_lipschitz_bound(),
         arrays=("mean",),
+        rounding=_batch_centering_rounding,
     )
 )
 

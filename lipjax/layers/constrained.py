@@ -29,7 +29,10 @@ from lipjax.layers.kinds import (
     ExportKind,
     Record,
     conv_kernel_bound,
+    conv_operator,
     dense_kernel_bound,
+    dense_operator,
+    linear_rounding,
     padding_from_json,
     padding_to_json,
     register,
@@ -49,6 +52,7 @@ DENSE = register(
         lipschitz=dense_kernel_bound,
         arrays=("kernel",),
         optional_arrays=("bias",),
+        rounding=linear_rounding(dense_operator),
     )
 )
 
@@ -59,6 +63,7 @@ NORMALIZED_HEAD = register(
         lipschitz=dense_kernel_bound,
         arrays=("kernel",),
         optional_arrays=("bias",),
+        rounding=linear_rounding(dense_operator),
     )
 )
 """A dense last layer with unit-norm outputs; certification uses the LLN radius with its rows."""
@@ -71,6 +76,7 @@ CONV = register(
         arrays=("kernel",),
         optional_arrays=("bias",),
         config=("strides", "padding"),
+        rounding=linear_rounding(conv_operator),
     )
 )
 

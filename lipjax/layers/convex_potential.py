@@ -20,10 +20,13 @@ from lipjax.layers.kinds import (
     ExportKind,
     Record,
     conv_kernel_bound,
+    conv_operator,
     dense_kernel_bound,
+    dense_operator,
     padding_from_json,
     padding_to_json,
     register,
+    residual_rounding,
 )
 from lipjax.ops.conv import PaddingLike, check_algorithm
 from lipjax.ops.convex_potential import convex_potential_lipschitz
@@ -49,6 +52,7 @@ CONVEX_POTENTIAL_DENSE = register(
         lipschitz=_cpl_bound(dense_kernel_bound),
         arrays=("kernel", "bias", "scale"),
         config=("activation",),
+        rounding=residual_rounding(dense_operator, _cpl_bound(dense_kernel_bound), scale_first=False),
     )
 )
 
@@ -61,6 +65,7 @@ CONVEX_POTENTIAL_CONV = register(
         lipschitz=_cpl_bound(conv_kernel_bound),
         arrays=("kernel", "bias", "scale"),
         config=("strides", "padding", "activation"),
+        rounding=residual_rounding(conv_operator, _cpl_bound(conv_kernel_bound), scale_first=False),
     )
 )
 

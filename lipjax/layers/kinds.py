@@ -4,7 +4,8 @@ An exported layer is a record ``(kind, config, arrays)``. Its :class:`ExportKind
 says, in one place, everything the exported-model interpreter
 (:mod:`lipjax.export`) and the loader need: the kind's name in the file, the
 forward pass built from :mod:`lipjax.ops`, a guaranteed upper bound of its l2
-Lipschitz constant computed *on the exported arrays*, and the names of its
+Lipschitz constant computed *on the exported arrays*, the bound of its float
+rounding error (:data:`RoundingFn`, :mod:`lipjax.ops.rounding`), and the names of its
 arrays and config fields. Each layer module declares its kinds next to the
 layer and :func:`register` s them; a layer's ``export_record`` builds its record
 through :meth:`ExportKind.record`, which checks the names against the
@@ -18,6 +19,7 @@ Loading never runs code from a file: a stored kind name is only looked up in
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,6 +27,8 @@ import jax
 import numpy as np
 
 from lipjax import ops
+from lipjax.ops import rounding as fe
+from lipjax.ops.conv import conv_output_hw
 from lipjax.ops.spectral_bounds import with_rounding_slack
 
 Arrays = Mapping[str, Any]
@@ -33,6 +37,12 @@ ApplyFn = Callable[[jax.Array, Arrays, Config], jax.Array]
 """``apply(x, arrays, config) -> y`` on a batch ``x``."""
 BoundFn = Callable[[Mapping[str, np.ndarray], Config, tuple[int, ...]], float]
 """``lipschitz(arrays, config, input_shape) -> float``, a guaranteed upper bound."""
+RoundingFn = Callable[[Mapping[str, np.ndarray], Config, tuple[int, ...], np.ndarray, float], fe.Tracked]
+"""``rounding(arrays, config, input_shape, input_norm, u) -> Tracked(output_norm, delta)``.
+
+For every computed input ``x`` with ``||x||_2 <= input_norm`` (per example, an array),
+``delta`` bounds ``||fl(apply(x)) - apply(x)||_2`` when each elementary operation is
+IEEE-rounded with unit roundoff ``u``, and ``output_norm`` bounds ``||apply(x)||_2``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +60,9 @@ class ExportKind:
       config: names of its JSON config fields (all required).
       validate: replaces the name checks for kinds whose array names depend on
         the config (:data:`CHAIN`).
+      rounding: forward error bound of ``apply`` in floating point (:data:`RoundingFn`,
+        derivation in its docstring); None for kinds without one (FFT-based or
+        transcendental ops), whose certificates say the rounding is not accounted for.
     """
 
     name: str
@@ -59,6 +72,7 @@ class ExportKind:
     optional_arrays: tuple[str, ...] = ()
     config: tuple[str, ...] = ()
     validate: Callable[[Config, Arrays], None] | None = None
+    rounding: RoundingFn | None = None
 
     def check(self, config: Config, arrays: Arrays) -> None:
         """Raises ``ValueError`` naming any missing or unknown array or config field."""
@@ -155,6 +169,123 @@ def one_with_rounding(arrays: Arrays, config: Config, input_shape: tuple[int, ..
     return with_rounding_slack(1.0)
 
 
+# --- rounding helpers shared by several declarations (see lipjax.ops.rounding) ---------------
+
+
+def exact_rounding(arrays: Arrays, config: Config, input_shape, input_norm, u: float) -> fe.Tracked:
+    """Copies, permutations, zero padding, truncation, sorts, max / min: no rounding at all.
+
+    ``delta = 0``, ``output_norm = input_norm`` (each is a coordinate selection or permutation,
+    possibly with zeros, so the norm never grows).
+    """
+    return fe.start(input_norm)
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearOperator:
+    """What the error analysis needs of a dense kernel or convolution on a given input.
+
+    Attributes:
+      norm: certified bound of ``||A||_2`` (the layer's Lipschitz bound).
+      abs_norm: bound of ``|| |A| ||_2`` for the tap matrix (Schur test).
+      terms: products summed per output of ``A x``.
+      adjoint_terms: products (and partial sums) per output of ``A^T y``.
+      pixels: output positions sharing one bias vector (1 for dense).
+    """
+
+    norm: float
+    abs_norm: float
+    terms: int
+    adjoint_terms: int
+    pixels: int
+
+
+def dense_operator(arrays: Arrays, config: Config, input_shape) -> LinearOperator:
+    """``x @ kernel`` with kernel (in, out): ``in`` products per output, ``out`` per adjoint output."""
+    kernel = np.asarray(arrays["kernel"])
+    norm = dense_kernel_bound(arrays, config, input_shape)
+    return LinearOperator(norm, fe.abs_matrix_norm_bound(kernel), kernel.shape[0], kernel.shape[1], 1)
+
+
+def conv_operator(arrays: Arrays, config: Config, input_shape) -> LinearOperator:
+    """HWIO convolution: ``kh kw C_in`` products per output. The adjoint sums ``kh kw C_out``
+    products; with circular padding it then folds the periodic extension back onto the
+    image, adding at most ``ceil((2 n + k) / n)`` partial sums per axis (``n`` the image
+    size, ``k`` the kernel's: the padded axis spans ``n + k - 1`` entries plus a shift < n)."""
+    kernel = np.asarray(arrays["kernel"])
+    kh, kw, c_in, c_out = kernel.shape
+    padding = padding_from_json(config)
+    out_hw = conv_output_hw(input_shape[:2], (kh, kw), config["strides"], padding)
+    folds = 0
+    if padding == "CIRCULAR":
+        folds = sum(-(-(2 * int(n) + k) // int(n)) for n, k in zip(input_shape[:2], (kh, kw), strict=True))
+    return LinearOperator(
+        conv_kernel_bound(arrays, config, input_shape),
+        fe.abs_conv_norm_bound(kernel),
+        kh * kw * c_in,
+        kh * kw * c_out + folds,
+        int(out_hw[0] * out_hw[1]),
+    )
+
+
+def bias_norm(arrays: Arrays, pixels: int) -> float:
+    """``||b||_2 sqrt(pixels)``: the norm of a bias broadcast over ``pixels`` output positions."""
+    if "bias" not in arrays:
+        return 0.0
+    return float(np.linalg.norm(np.asarray(arrays["bias"], np.float64))) * math.sqrt(pixels)
+
+
+def linear_rounding(operator: Callable[[Arrays, Config, tuple[int, ...]], LinearOperator]) -> RoundingFn:
+    """Rounding of ``A x + b`` (dense or conv kinds).
+
+    ``delta = gamma_m (|| |A| || ||x|| + ||b||_bcast)``, ``m = terms (+1 with a bias)``;
+    ``output_norm = ||A|| ||x|| + ||b||_bcast`` (:func:`lipjax.ops.rounding.linear`).
+    """
+
+    def rounding(arrays, config, input_shape, input_norm, u):
+        op = operator(arrays, config, tuple(input_shape))
+        return fe.linear(
+            fe.start(input_norm), op.norm, op.abs_norm, op.terms, u, bias_norm(arrays, op.pixels)
+        )
+
+    return rounding
+
+
+def residual_rounding(
+    operator: Callable[[Arrays, Config, tuple[int, ...]], LinearOperator],
+    lipschitz: BoundFn,
+    scale_first: bool,
+) -> RoundingFn:
+    """Rounding of the residual steps ``x - A^T (s * sigma(A x + b))`` (SLL: ``scale_first``)
+    and ``x - s * A^T sigma(A x + b)`` (CPL), ``s`` an exported scalar or per-feature step.
+
+    With ``N = ||x||``, ``h = A x + b``: ``||h|| <= ||A|| N + ||b||``, its error
+    ``e_1 = gamma_{m+1} (|| |A| || N + ||b||)``; ``sigma`` (relu) passes it on unchanged;
+    scaling adds ``u`` relative; the adjoint product ``e_2 = ||A|| e_1' + gamma_{m'} || |A| || ||h~||``;
+    the subtraction ``delta = e_x + e_2 + u (||f(x)|| + e_2)`` with
+    ``||f(x)|| <= L N + ||A|| max|s| ||b||`` (``f(0) = -A^T s sigma(b)``, ``|sigma(b)| <= |b|``).
+    Each step is one :mod:`lipjax.ops.rounding` rule.
+    """
+
+    def rounding(arrays, config, input_shape, input_norm, u):
+        shape = tuple(input_shape)
+        op = operator(arrays, config, shape)
+        step = float(np.abs(np.asarray(arrays["scale"], np.float64)).max())
+        bias = bias_norm(arrays, op.pixels)
+        x = fe.start(input_norm)
+        hidden = fe.linear(x, op.norm, op.abs_norm, op.terms, u, bias)
+        hidden = fe.activation(hidden, config["activation"], u)
+        if scale_first:
+            hidden = fe.scale(hidden, step, u)
+        back = fe.linear(hidden, op.norm, op.abs_norm, op.adjoint_terms, u)
+        if not scale_first:
+            back = fe.scale(back, step, u)
+        exact_norm = lipschitz(arrays, config, shape) * x.norm + op.norm * step * bias
+        return fe.add(x, back, u, exact_norm)
+
+    return rounding
+
+
 # --- chains: several records applied in turn, one exported layer -----------------------------
 #
 # A Repeat of a Sequential (e.g. the convex potential flow block: a potential step then a
@@ -199,6 +330,34 @@ def _chain_lipschitz(arrays, config, input_shape):
     return total
 
 
+def _chain_rounding(arrays, config, input_shape, input_norm, u):
+    """Steps in turn: ``E <- L_step E + delta_step(N + E)``, ``N <- output_norm_step(N)``.
+
+    A computed input ``x~`` within ``E`` of the exact ``x`` gives
+    ``||fl(f(x~)) - f(x)|| <= ||fl(f(x~)) - f(x~)|| + ||f(x~) - f(x)|| <= delta(||x~||) + L E``.
+    """
+    steps = _steps(config)
+    tracked, shape = fe.start(input_norm), tuple(input_shape)
+    for step, part in zip(steps, _split(arrays, len(steps)), strict=True):
+        kind = lookup(step["kind"])
+        tracked = propagate(kind, part, step["config"], shape, tracked, u)
+        shape = output_shape(kind, step["config"], part, shape)
+    return tracked
+
+
+def propagate(kind: ExportKind, arrays: Arrays, config: Config, shape, tracked: fe.Tracked, u: float):
+    """One layer of ``kind`` applied to a computed value within ``tracked.error`` of the exact one.
+
+    Raises:
+      NoRoundingBound: the kind (or this config of it) has no rounding bound.
+    """
+    if kind.rounding is None:
+        raise fe.NoRoundingBound(f"layer kind {kind.name!r} has no float rounding bound")
+    step = kind.rounding(arrays, config, tuple(shape), tracked.computed_norm, u)
+    lipschitz = kind.lipschitz(arrays, config, tuple(shape))
+    return fe.Tracked(step.norm, lipschitz * tracked.error + step.error)
+
+
 def _chain_validate(config, arrays):
     if set(config) != {"steps"}:
         raise ValueError(f"layer kind 'chain': config fields must be ['steps']; got {sorted(config)}")
@@ -210,7 +369,13 @@ def _chain_validate(config, arrays):
 
 
 CHAIN = register(
-    ExportKind("chain", apply=_chain_apply, lipschitz=_chain_lipschitz, validate=_chain_validate)
+    ExportKind(
+        "chain",
+        apply=_chain_apply,
+        lipschitz=_chain_lipschitz,
+        validate=_chain_validate,
+        rounding=_chain_rounding,
+    )
 )
 """Steps applied in turn; Lipschitz bound: the product of the steps' bounds."""
 

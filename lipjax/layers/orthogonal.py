@@ -35,9 +35,11 @@ from lipjax.layers.base import LipschitzLayer, check_conv_geometry, check_input,
 from lipjax.layers.constrained import ConstrainedDenseBase
 from lipjax.layers.kinds import ExportKind, Record, register
 from lipjax.ops import cayley as cayley_ops
+from lipjax.ops import rounding as fe
 from lipjax.ops import skew_exp
 from lipjax.ops.constraints import CAYLEY, KernelConstraint, soc
 from lipjax.ops.skew import skew_conv_kernel
+from lipjax.ops.spectral_bounds import conv_spectral_norm_bound
 
 
 class CayleyDense(ConstrainedDenseBase):
@@ -84,6 +86,7 @@ FREQUENCY_CONV = register(
         apply=_frequency_conv,
         lipschitz=lambda a, c, shape: cayley_ops.frequency_conv_lipschitz_bound(a["real"], a["imag"]),
         arrays=("real", "imag"),
+        # No rounding bound: the FFT library's algorithm (and so its error) is not fixed.
     )
 )
 """A circular convolution given by its DFT blocks (H, W // 2 + 1, C_in, C_out), real and imaginary parts."""
@@ -95,15 +98,40 @@ def _soc_conv(x, a, c):
     return ops.channel_truncate(y, c["features"])
 
 
+def _soc_bound(a, c, shape):
+    return skew_exp.skew_exp_conv_lipschitz_bound(a["skew_kernel"], shape[:2], c["terms"], c["padding"])
+
+
+def _soc_rounding(arrays, config, input_shape, input_norm, u):
+    """``T_n(S) x = sum_{k<=n} t_k``, ``t_k = S t_{k-1} / k`` (channel pad and truncation are exact).
+
+    Each step is a convolution with ``kh kw c`` taps (``||S||`` the certified bound on the
+    input size, ``|| |S| ||`` the Schur bound), a division by the exact integer ``k`` and
+    an addition to the running sum, each pushed through :mod:`lipjax.ops.rounding`:
+    ``e_k = (||S|| e_{k-1} + gamma_{taps} || |S| || (n_{k-1} + e_{k-1})) / k + u (n_k + e_k')``,
+    ``n_k = ||S||^k N / k!``; the sum adds ``u`` relative per step.
+    ``output_norm = min(L N, sum_k n_k)``.
+    """
+    kernel = np.asarray(arrays["skew_kernel"], np.float64)
+    kh, kw, channels, _ = kernel.shape
+    norm = conv_spectral_norm_bound(kernel, input_shape[:2], (1, 1), config["padding"])
+    abs_norm = fe.abs_conv_norm_bound(kernel)
+    term = total = fe.start(input_norm)
+    for k in range(1, int(config["terms"]) + 1):
+        term = fe.scale(fe.linear(term, norm, abs_norm, kh * kw * channels, u), 1.0 / k, u)
+        total = fe.add(total, term, u)
+    exact_norm = _soc_bound(arrays, config, input_shape) * fe.check_input_norm(input_norm)
+    return fe.Tracked(np.minimum(total.norm, exact_norm), total.error)
+
+
 SKEW_EXP_CONV = register(
     ExportKind(
         "skew_exp_conv",
         apply=_soc_conv,
-        lipschitz=lambda a, c, shape: skew_exp.skew_exp_conv_lipschitz_bound(
-            a["skew_kernel"], shape[:2], c["terms"], c["padding"]
-        ),
+        lipschitz=_soc_bound,
         arrays=("skew_kernel",),
         config=("terms", "padding", "features"),
+        rounding=_soc_rounding,
     )
 )
 

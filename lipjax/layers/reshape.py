@@ -9,7 +9,8 @@ import numpy as np
 
 from lipjax import ops
 from lipjax.layers.base import LipschitzLayer, check_input, check_positive
-from lipjax.layers.kinds import ExportKind, Record, exactly_one, one_with_rounding, register
+from lipjax.layers.kinds import ExportKind, Record, exact_rounding, exactly_one, one_with_rounding, register
+from lipjax.ops import rounding as fe
 from lipjax.ops.spectral_bounds import with_rounding_slack
 
 
@@ -20,11 +21,57 @@ def _normalize_bound(arrays, config, input_shape):
     return with_rounding_slack(1.0 / float(std.min()))
 
 
+def _broadcast_norm(array, input_shape) -> float:
+    """``||a||_2`` of ``a`` broadcast over an input of ``input_shape``: each entry repeats
+    ``prod(input_shape) / a.size`` times."""
+    a = np.asarray(array, np.float64)
+    return float(np.linalg.norm(a)) * float(np.sqrt(np.prod(input_shape) / max(a.size, 1)))
+
+
+def _normalize_rounding(arrays, config, input_shape, input_norm, u):
+    """``(x - m) / s``: one subtraction, one division per entry.
+
+    ``||x - m|| <= N + ||m||_bcast``, error ``u (N + ||m||)``; dividing by ``s`` (exact
+    stored numbers): ``delta = (u (N + ||m||) + u (1 + u)(N + ||m||)) / min s``,
+    ``output_norm = (N + ||m||) / min s`` (:func:`lipjax.ops.rounding.scale`).
+    """
+    std = np.abs(np.asarray(arrays["std"], np.float64))
+    centred = fe.translate(fe.start(input_norm), _broadcast_norm(arrays["mean"], input_shape), u)
+    return fe.scale(centred, 1.0 / float(std.min()), u)
+
+
+def _avg_pool_rounding(arrays, config, input_shape, input_norm, u):
+    """Sum of ``k^2`` entries then one division by ``k``: ``delta = gamma_{k^2} N``.
+
+    Per output ``|err| <= gamma_{k^2} sum_block |x| / k <= gamma_{k^2} ||x_block||``
+    (Cauchy-Schwarz over the ``k^2`` entries); blocks are disjoint. ``output_norm = N``.
+    """
+    k = int(config["window"])
+    norm = fe.check_input_norm(input_norm)
+    return fe.Tracked(norm, fe.gamma(k * k, u) * norm)
+
+
+def _l2_pool_rounding(arrays, config, input_shape, input_norm, u):
+    """``sqrt(sum_block x^2 + c1) - c2`` with the real constants ``c1 = 1e-12``, ``c2 = 1e-6``.
+
+    The sum has ``k^2 + 1`` non-negative terms (squares, and ``c1`` rounded to the format):
+    relative error ``gamma_{k^2+1}``; ``sqrt`` (correctly rounded) halves it and adds ``u``:
+    ``r~ = r (1 + eta)``, ``|eta| <= gamma_{k^2+2}``; subtracting the rounded ``c2``:
+    ``|err| <= gamma_{k^2+3} r + 3 u c2``. Over the ``P`` outputs ``||r|| <= N + c2 sqrt(P)``:
+    ``delta = gamma_{k^2+3} (N + 4 c2 sqrt(P))``, ``output_norm = N + 2 c2 sqrt(P)``.
+    """
+    k = int(config["window"])
+    norm = fe.check_input_norm(input_norm)
+    offset = 1e-6 * float(np.sqrt(np.prod(input_shape[:2]) / (k * k) * input_shape[2]))
+    return fe.Tracked(norm + 2 * offset, fe.gamma(k * k + 3, u) * (norm + 4 * offset))
+
+
 CHANNEL_PAD = register(
     ExportKind(
         "channel_pad",
         apply=lambda x, a, c: ops.channel_pad(x, c["channels"]),
         lipschitz=exactly_one,
+        rounding=exact_rounding,
         config=("channels",),
     )
 )
@@ -33,15 +80,21 @@ CHANNEL_TRUNCATE = register(
         "channel_truncate",
         apply=lambda x, a, c: ops.channel_truncate(x, c["channels"]),
         lipschitz=exactly_one,
+        rounding=exact_rounding,
         config=("channels",),
     )
 )
-FLATTEN = register(ExportKind("flatten", apply=lambda x, a, c: ops.flatten(x), lipschitz=exactly_one))
+FLATTEN = register(
+    ExportKind(
+        "flatten", apply=lambda x, a, c: ops.flatten(x), lipschitz=exactly_one, rounding=exact_rounding
+    )
+)
 PIXEL_UNSHUFFLE = register(
     ExportKind(
         "pixel_unshuffle",
         apply=lambda x, a, c: ops.pixel_unshuffle(x, c["factor"]),
         lipschitz=exactly_one,
+        rounding=exact_rounding,
         config=("factor",),
     )
 )
@@ -50,6 +103,7 @@ SCALED_AVG_POOL = register(
         "scaled_avg_pool",
         apply=lambda x, a, c: ops.scaled_avg_pool(x, c["window"]),
         lipschitz=one_with_rounding,
+        rounding=_avg_pool_rounding,
         config=("window",),
     )
 )
@@ -58,6 +112,7 @@ SCALED_L2_NORM_POOL = register(
         "scaled_l2_norm_pool",
         apply=lambda x, a, c: ops.scaled_l2_norm_pool(x, c["window"]),
         lipschitz=one_with_rounding,
+        rounding=_l2_pool_rounding,
         config=("window",),
     )
 )
@@ -67,6 +122,7 @@ NORMALIZE = register(
         apply=lambda x, a, c: (x - a["mean"]) / a["std"],
         lipschitz=_normalize_bound,
         arrays=("mean", "std"),
+        rounding=_normalize_rounding,
     )
 )
 

@@ -16,18 +16,39 @@ import jax.numpy as jnp
 import numpy as np
 
 from lipjax.layers.base import LipschitzLayer, check_conv_geometry, check_input, check_positive
-from lipjax.layers.kinds import ExportKind, Record, padding_from_json, padding_to_json, register
+from lipjax.layers.kinds import (
+    ExportKind,
+    Record,
+    conv_operator,
+    dense_operator,
+    padding_from_json,
+    padding_to_json,
+    register,
+    residual_rounding,
+)
 from lipjax.ops import get_activation
 from lipjax.ops import sll as sll_ops
 from lipjax.ops.conv import PaddingLike, check_algorithm
+
+
+def _sll_dense_bound(arrays, config, input_shape):
+    return sll_ops.sll_dense_lipschitz_bound(arrays["kernel"], arrays["scale"])
+
+
+def _sll_conv_bound(arrays, config, input_shape):
+    return sll_ops.sll_conv_lipschitz_bound(
+        arrays["kernel"], arrays["scale"], input_shape[:2], config["strides"], padding_from_json(config)
+    )
+
 
 SLL_DENSE = register(
     ExportKind(
         "sll_dense",
         apply=lambda x, a, c: sll_ops.sll_dense(x, a["kernel"], a["bias"], a["scale"], c["activation"]),
-        lipschitz=lambda a, c, shape: sll_ops.sll_dense_lipschitz_bound(a["kernel"], a["scale"]),
+        lipschitz=_sll_dense_bound,
         arrays=("kernel", "bias", "scale"),
         config=("activation",),
+        rounding=residual_rounding(dense_operator, _sll_dense_bound, scale_first=True),
     )
 )
 
@@ -37,11 +58,10 @@ SLL_CONV = register(
         apply=lambda x, a, c: sll_ops.sll_conv(
             x, a["kernel"], a["bias"], a["scale"], c["strides"], padding_from_json(c), c["activation"]
         ),
-        lipschitz=lambda a, c, shape: sll_ops.sll_conv_lipschitz_bound(
-            a["kernel"], a["scale"], shape[:2], c["strides"], padding_from_json(c)
-        ),
+        lipschitz=_sll_conv_bound,
         arrays=("kernel", "bias", "scale"),
         config=("strides", "padding", "activation"),
+        rounding=residual_rounding(conv_operator, _sll_conv_bound, scale_first=True),
     )
 )
 

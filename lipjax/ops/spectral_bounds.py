@@ -34,6 +34,7 @@ References:
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 
@@ -182,7 +183,38 @@ def _strided_circular_dft_norm(kernel: np.ndarray, grid: tuple[int, int], stride
     return circular_conv_spectral_norm(poly, reduced)
 
 
+_CONV_BOUNDS: dict[tuple, float] = {}
+_CONV_BOUNDS_LIMIT = 512
+
+
 def conv_spectral_norm_bound(
+    kernel,
+    input_hw: Sequence[int],
+    strides: Sequence[int] = (1, 1),
+    padding: PaddingLike = "SAME",
+) -> float:
+    """:func:`conv_operator_norm_bound`, memoised on the kernel's exact bytes and the geometry.
+
+    The rounding analysis (:mod:`lipjax.ops.rounding`) asks for the same layers' bounds
+    again; an explicit-matrix SVD is worth computing once.
+    """
+    k = np.ascontiguousarray(np.asarray(kernel))
+    key = (
+        hashlib.sha256(k.tobytes()).hexdigest(),
+        k.shape,
+        k.dtype.str,
+        tuple(int(n) for n in input_hw),
+        tuple(int(s) for s in strides),
+        repr(padding),
+    )
+    if key not in _CONV_BOUNDS:
+        if len(_CONV_BOUNDS) >= _CONV_BOUNDS_LIMIT:
+            _CONV_BOUNDS.clear()
+        _CONV_BOUNDS[key] = conv_operator_norm_bound(k, input_hw, strides, padding)
+    return _CONV_BOUNDS[key]
+
+
+def conv_operator_norm_bound(
     kernel,
     input_hw: Sequence[int],
     strides: Sequence[int] = (1, 1),
