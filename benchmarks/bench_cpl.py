@@ -1,15 +1,14 @@
 """CPL training-step throughput and compile time against depth.
 
-Run:  python benchmarks/bench_cpl.py [--steps 5] [--batch 64] [--depths 20 100 1000] [--torch]
+Run:  python benchmarks/bench_cpl.py [--steps 5] [--batch 64] [--depths 20 100 1000]
 
 Measures, on the machine it runs on:
 1. CPL-S (Table 1) train-step throughput, images/s at batch 64 (Adam, multi-margin hinge,
    one power-iteration step per layer), after compilation;
 2. jit compile time of a train step against the number of conv CPL layers (CPL-S
    widths; ``nn.scan`` keeps it flat);
-3. with ``--torch``: the same CPL-S train step in a plain PyTorch implementation of
-   Algorithm 1 (the structure of the official code), in the same script, reporting
-   lipjax / PyTorch as a ratio.
+
+The comparison with the official PyTorch code is ``benchmarks/compare_official.py``.
 """
 
 from __future__ import annotations
@@ -85,28 +84,16 @@ def compile_seconds(conv_layers: int, batch: int) -> float:
     return time.perf_counter() - start
 
 
-def torch_throughput(batch: int, steps: int) -> float:
-    from torch_cpl import cpl_s_step  # benchmarks/torch_cpl.py
-
-    return cpl_s_step(batch, steps)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--depths", type=int, nargs="*", default=[20, 100, 1000])
-    parser.add_argument("--torch", action="store_true", help="also time the PyTorch reference")
     args = parser.parse_args(argv)
     print(f"command: python {' '.join(sys.argv)}")
     print(f"machine: {machine()}")
     ours = throughput(args.batch, args.steps)
     print(f"CPL-S train step, batch {args.batch}: {ours:.1f} images/s (lipjax)")
-    if args.torch:
-        sys.path.insert(0, os.path.dirname(__file__))
-        theirs = torch_throughput(args.batch, args.steps)
-        print(f"CPL-S train step, batch {args.batch}: {theirs:.1f} images/s (PyTorch reference)")
-        print(f"ratio lipjax / PyTorch: {ours / theirs:.2f}")
     for depth in args.depths:
         print(f"compile time, {depth:>5} conv CPL layers: {compile_seconds(depth, args.batch):.1f} s")
     return 0

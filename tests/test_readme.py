@@ -7,7 +7,7 @@ import re
 def test_readme_example_runs(tmp_path, monkeypatch):
     readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     code = blocks[0].replace("/tmp/cpl_mnist.npz", str(tmp_path / "cpl_mnist.npz"))
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
@@ -20,3 +20,13 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     namespace = {}
     exec(compile(blocks[2], "README.md", "exec"), namespace)
     assert namespace["weights"][0].shape == (10, 8)
+    namespace = {}
+    exec(compile(blocks[3], "README.md", "exec"), namespace)  # forward mode through a conv CPL
+    import jax
+    import numpy as np
+
+    fn = lambda v: namespace["layer"].apply(namespace["variables"], v)  # noqa: E731
+    x, tangent = namespace["x"], namespace["tangent"]
+    cotangent = jax.random.normal(jax.random.key(1), tangent.shape)
+    (pulled,) = jax.vjp(fn, x)[1](cotangent)
+    np.testing.assert_allclose(float((tangent * cotangent).sum()), float((x * pulled).sum()), rtol=1e-4)

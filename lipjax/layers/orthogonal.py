@@ -230,7 +230,9 @@ class SOCConv(_SquareConv):
         features, c = self._channels(x.shape[-1])
         generator = self._generator(self._raw(x.shape[-1]))
         padding = ops.normalize_padding(self.padding)
-        y = skew_exp.skew_exp_conv(ops.channel_pad(x, c), generator.astype(x.dtype), self.terms, padding)
+        y = skew_exp.skew_exp_conv(
+            ops.channel_pad(x, c), generator.astype(x.dtype), self.terms, padding, algorithm="auto"
+        )
         return ops.channel_truncate(y, features)
 
     def export_record(self, params, input_shape) -> Record:

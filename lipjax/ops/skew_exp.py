@@ -97,7 +97,11 @@ def taylor_exp_matrix(a: jax.Array, terms: int = 12) -> jax.Array:
 
 
 def skew_exp_conv(
-    x: jax.Array, skew_kernel: jax.Array, terms: int = 12, padding: PaddingLike = "SAME"
+    x: jax.Array,
+    skew_kernel: jax.Array,
+    terms: int = 12,
+    padding: PaddingLike = "SAME",
+    algorithm: str = "direct",
 ) -> jax.Array:
     """Skew orthogonal convolution ``sum_{k<=n} S^k x / k!`` of NHWC images (``S`` applied as a conv).
 
@@ -106,6 +110,7 @@ def skew_exp_conv(
       skew_kernel: HWIO (kh, kw, c, c), odd sizes (e.g. :func:`lipjax.ops.skew.skew_conv_kernel`).
       terms: ``n``.
       padding: ``"SAME"`` or ``"CIRCULAR"`` (the adjoint is then the flipped kernel).
+      algorithm: as in :func:`lipjax.ops.conv` (``"auto"`` while training).
 
     Returns:
       images of the same shape.
@@ -113,7 +118,7 @@ def skew_exp_conv(
     padding = check_skew_conv(skew_kernel, padding)
     if x.shape[-1] != skew_kernel.shape[2]:
         raise ValueError(f"input has {x.shape[-1]} channels, SOC kernel expects {skew_kernel.shape[2]}")
-    return taylor_exp(lambda v: conv(v, skew_kernel, (1, 1), padding), x, terms)
+    return taylor_exp(lambda v: conv(v, skew_kernel, (1, 1), padding, algorithm), x, terms)
 
 
 def generator_norm_estimate(generator: jax.Array) -> jax.Array:
