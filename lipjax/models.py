@@ -46,10 +46,10 @@ def make_head(head: str, num_classes: int) -> nn.Module:
     raise ValueError(f"head must be 'lln' or 'truncate'; got {head!r}")
 
 
-def _stack(layer: nn.Module, depth: int) -> list[nn.Module]:
+def _stack(layer: nn.Module, depth: int, remat: bool = False) -> list[nn.Module]:
     if depth < 0:
         raise ValueError(f"layer count must be >= 0; got {depth}")
-    return [L.Repeat(layer, depth)] if depth else []
+    return [L.Repeat(layer, depth, remat=remat)] if depth else []
 
 
 def _normalize(mean, std) -> list[nn.Module]:
@@ -74,6 +74,8 @@ def cpl_network(
     activation: str = "relu",
     power_iters: int = 1,
     conv_algorithm: str = "auto",
+    remat: bool = False,
+    conv_layer: str = "cpl",
 ) -> L.Sequential:
     """The CPL architecture of Meunier et al. (2022), §5.1.
 
@@ -81,15 +83,23 @@ def cpl_network(
     (kernel ``kernel_size``, stride 1, zero padding, at input resolution) ->
     1-Lipschitz ``pool x pool`` average pool -> flatten -> ``linear_layers`` dense
     CPLs of ``features`` hidden units -> LLN or truncation head. ``conv_algorithm``:
-    how training computes the convolutions (:data:`lipjax.ops.conv.ALGORITHMS`).
+    how training computes the convolutions (:data:`lipjax.ops.conv.ALGORITHMS`);
+    ``remat``: recompute the conv stack's activations in the backward pass
+    (:class:`lipjax.layers.Repeat`), for very deep networks. ``conv_layer="spectral"``
+    replaces each conv CPL by a spectrally normalised convolution followed by MaxMin
+    (a same-shape baseline; the dense part stays CPL).
     """
-    conv = L.ConvexPotentialConv(
-        channels,
-        (kernel_size, kernel_size),
-        activation=activation,
-        power_iters=power_iters,
-        algorithm=conv_algorithm,
-    )
+    kernel = (kernel_size, kernel_size)
+    if conv_layer == "cpl":
+        conv = L.ConvexPotentialConv(
+            channels, kernel, activation=activation, power_iters=power_iters, algorithm=conv_algorithm
+        )
+    elif conv_layer == "spectral":
+        conv = L.Sequential(
+            [L.SpectralConv(channels, kernel, power_iters=power_iters, algorithm=conv_algorithm), L.MaxMin()]
+        )
+    else:
+        raise ValueError(f"conv_layer must be 'cpl' or 'spectral'; got {conv_layer!r}")
     linear = (
         _stack(
             L.ConvexPotentialDense(features, activation=activation, power_iters=power_iters), linear_layers
@@ -100,7 +110,7 @@ def cpl_network(
     body = [
         *_normalize(mean, std),
         L.ChannelPad(channels),
-        *_stack(conv, conv_layers),
+        *_stack(conv, conv_layers, remat),
         *([L.ScaledAvgPool(pool)] if pool > 1 else []),
         L.Flatten(),
         *linear,

@@ -178,3 +178,28 @@ def test_every_layer_family_member_is_in_the_forward_mode_table():
     covered = {type(module).__name__ for _, module, _, _ in LAYERS}
     assert {"ConvexPotentialConv", "SLLConv", "SpectralConv", "CayleyConv", "SOCConv"} <= covered
     assert IMAGE[0] % 2 == 0  # the conv rows exercise the Winograd path (3x3, stride 1)
+
+
+def test_repeat_with_remat_matches_without_in_outputs_gradients_and_power_iteration():
+    from lipjax import models
+
+    x = jax.random.uniform(jax.random.key(0), (2, 6, 6, 3))
+    plain, remat = (models.cpl_network(3, 4, 1, 8, pool=2, remat=flag) for flag in (False, True))
+    variables = plain.init(jax.random.key(1), x)
+    assert jax.tree.structure(variables) == jax.tree.structure(remat.init(jax.random.key(1), x))
+
+    def loss(model, params):
+        out, updates = model.apply(
+            {**variables, "params": params}, x, update_stats=True, mutable=[L.POWER_ITERATION]
+        )
+        return jnp.sum(out**2), updates
+
+    (value, updates), grads = jax.jit(jax.value_and_grad(lambda p: loss(plain, p), has_aux=True))(
+        variables["params"]
+    )
+    (value_r, updates_r), grads_r = jax.jit(jax.value_and_grad(lambda p: loss(remat, p), has_aux=True))(
+        variables["params"]
+    )
+    _close(value_r, value)
+    _close(grads_r, grads)
+    _close(updates_r, updates)

@@ -38,10 +38,16 @@ class Repeat(nn.Module):
     The compiled graph holds one copy of the layer whatever the depth, so compile
     time does not grow with depth (a 1000-layer CPL network compiles in seconds).
     Parameters and power-iteration vectors get a leading ``depth`` axis.
+
+    ``remat=True`` recomputes each layer's activations in the backward pass instead
+    of storing them (``nn.remat`` inside the scan): a train step then keeps one
+    input per layer instead of every intermediate, so memory grows by one
+    activation per layer (the price is one more forward pass).
     """
 
     layer: nn.Module
     depth: int
+    remat: bool = False
 
     def __post_init__(self):
         if not isinstance(self.depth, int) or self.depth < 1:
@@ -54,7 +60,7 @@ class Repeat(nn.Module):
             return layer(carry, update_stats=update_stats), None
 
         scan = nn.scan(
-            body,
+            nn.remat(body, prevent_cse=False) if self.remat else body,
             variable_axes={"params": 0, POWER_ITERATION: 0},
             split_rngs={"params": True},
             length=self.depth,

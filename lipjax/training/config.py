@@ -177,8 +177,10 @@ def cpl_cifar_recipe(dataset: str, size: str, variant: str = "") -> dict[str, An
     Args:
       dataset: ``"cifar10"`` or ``"cifar100"``.
       size: ``"S"``, ``"M"``, ``"L"`` or ``"XL"`` (Table 1).
-      variant: ``""`` or ``"smoke"``: a tiny CPL on synthetic CIFAR-shaped images that
-        runs the same code path in seconds.
+      variant: ``""``; ``"smoke"``: a tiny CPL on synthetic CIFAR-shaped images that
+        runs the same code path in seconds; ``"proxy"`` / ``"proxy_spectral"``: the
+        one-epoch CPU proxy of ``experiments/RESULTS.md`` (small CPL, or the same
+        shape with spectral convolutions), on local data given by ``data_path``.
     """
     if dataset not in CIFAR_MEANS:
         raise ConfigError(f"dataset must be one of {sorted(CIFAR_MEANS)}; got {dataset!r}")
@@ -216,6 +218,25 @@ def cpl_cifar_recipe(dataset: str, size: str, variant: str = "") -> dict[str, An
             plot=False,
             eval_every_epochs=0,
         )
+    elif variant in ("proxy", "proxy_spectral"):
+        # The CPU proxy of experiments/RESULTS.md: a small CPL (or, same shape, spectral
+        # conv + MaxMin) network, one epoch; needs local data (--set data_path=...).
+        config.update(
+            name=f"{name}:{variant}",
+            data_source="folder",
+            model="cpl_network",
+            model_kwargs={
+                "conv_layers": 5,
+                "channels": 16,
+                "linear_layers": 2,
+                "features": 512,
+                "conv_layer": "spectral" if variant == "proxy_spectral" else "cpl",
+                **centring,
+            },
+            batch_size=128,
+            epochs=1,
+            eval_every_epochs=0,
+        )
     elif variant:
-        raise ConfigError(f"unknown variant {variant!r} (use 'smoke')")
+        raise ConfigError(f"unknown variant {variant!r} (use 'smoke', 'proxy' or 'proxy_spectral')")
     return config
