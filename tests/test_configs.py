@@ -27,6 +27,13 @@ def test_configs_load_and_override():
     assert cfg["model_kwargs"]["head"] == "lln" and cfg["batch_size"] == 256
     with pytest.raises(ConfigError, match="unknown config key"):
         load_config("mnist", ["epoch=3"])
+    proxy, baseline = (load_config(f"cifar10_cpl_s:{v}") for v in ("proxy", "proxy_spectral"))
+    assert proxy["data_source"] == "folder" and proxy["epochs"] == 1
+    assert (proxy["model_kwargs"]["conv_layer"], baseline["model_kwargs"]["conv_layer"]) == (
+        "cpl",
+        "spectral",
+    )
+    assert {**proxy["model_kwargs"], "conv_layer": "spectral"} == baseline["model_kwargs"]
 
 
 def test_configs_ship_inside_the_package_and_experiments_links_there():

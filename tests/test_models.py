@@ -131,3 +131,21 @@ def test_lipconvnet_bad_arguments():
         models.lipconvnet("cpl", input_resolution=24)
     with pytest.raises(ValueError, match="layers_per_block"):
         models.lipconvnet("cpl", layers_per_block=0)
+
+
+def test_cpl_network_with_spectral_convolutions_is_a_certified_same_shape_baseline():
+    from conftest import jacobian_singular_values
+
+    from lipjax import export
+
+    kwargs = dict(conv_layers=2, channels=4, linear_layers=1, features=8, pool=2)
+    cpl, spectral = (models.cpl_network(**kwargs, conv_layer=kind) for kind in ("cpl", "spectral"))
+    x = jax.random.uniform(jax.random.key(0), (2, 4, 4, 3))
+    variables = spectral.init(jax.random.key(1), x)
+    assert spectral.apply(variables, x).shape == cpl.apply(cpl.init(jax.random.key(1), x), x).shape
+    exported = export.export(spectral, variables, (4, 4, 3))
+    singular = jacobian_singular_values(lambda v: exported.apply(v[None])[0], x)
+    # untrained: one power-iteration step underestimates the norm, and the certificate says so (> 1)
+    assert singular.max() <= exported.lipschitz
+    with pytest.raises(ValueError, match="conv_layer must be"):
+        models.cpl_network(**kwargs, conv_layer="aol")
