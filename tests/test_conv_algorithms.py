@@ -12,7 +12,7 @@ from lipjax import layers as L
 from lipjax import ops
 from lipjax.ops.conv import circular_pads
 
-PADDINGS = ["SAME", "VALID", "CIRCULAR", ((1, 1), (1, 1)), ((0, 2), (2, 0)), ((3, 0), (0, 1))]
+PADDINGS = ["SAME", "VALID", "CIRCULAR", ((0, 2), (2, 0)), ((3, 0), (0, 1))]
 
 
 def reference_conv(x, kernel, strides, padding):
@@ -134,7 +134,11 @@ def test_bad_algorithm_and_winograd_outside_its_domain_are_refused():
 # --- forward mode through every layer -------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,module,shape,orthogonal", LAYERS, ids=[p[0] for p in LAYERS])
+# one row per layer class (the Jacobian table has several configurations of some)
+ONE_PER_CLASS = list({type(row[1]): row for row in reversed(LAYERS)}.values())
+
+
+@pytest.mark.parametrize("name,module,shape,orthogonal", ONE_PER_CLASS, ids=[p[0] for p in ONE_PER_CLASS])
 def test_forward_mode_through_every_layer(name, module, shape, orthogonal):
     """``jax.jvp`` and ``jax.linearize`` give the tangent whose inner product with any
     cotangent equals the reverse-mode one: <J t, c> = <t, J^T c>."""
@@ -175,7 +179,7 @@ def test_jacfwd_equals_jacrev_and_hessian_is_symmetric_for_a_conv_network():
 
 
 def test_every_layer_family_member_is_in_the_forward_mode_table():
-    covered = {type(module).__name__ for _, module, _, _ in LAYERS}
+    covered = {type(module).__name__ for _, module, _, _ in ONE_PER_CLASS}
     assert {"ConvexPotentialConv", "SLLConv", "SpectralConv", "CayleyConv", "SOCConv"} <= covered
     assert IMAGE[0] % 2 == 0  # the conv rows exercise the Winograd path (3x3, stride 1)
 
@@ -183,8 +187,8 @@ def test_every_layer_family_member_is_in_the_forward_mode_table():
 def test_repeat_with_remat_matches_without_in_outputs_gradients_and_power_iteration():
     from lipjax import models
 
-    x = jax.random.uniform(jax.random.key(0), (2, 6, 6, 3))
-    plain, remat = (models.cpl_network(3, 4, 1, 8, pool=2, remat=flag) for flag in (False, True))
+    x = jax.random.uniform(jax.random.key(0), (2, 4, 4, 3))
+    plain, remat = (models.cpl_network(2, 4, 1, 8, pool=2, remat=flag) for flag in (False, True))
     variables = plain.init(jax.random.key(1), x)
     assert jax.tree.structure(variables) == jax.tree.structure(remat.init(jax.random.key(1), x))
 
