@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
+from bench_common import fastest, machine
 from jax import lax
 
 from lipjax import ops
@@ -71,16 +70,6 @@ def winograd(x, k, b):
     return ops.convex_potential_conv(x, k, b, 0.5, algorithm="winograd")
 
 
-def fastest(fn, args, reps: int) -> float:
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def time_jax(name, layer, nchw: bool, in_scan: bool, batch: int, channels: int, reps: int, flops: float):
     key = jax.random.key(0)
     shape = (batch, channels, SIZE, SIZE) if nchw else (batch, SIZE, SIZE, channels)
@@ -99,12 +88,14 @@ def time_jax(name, layer, nchw: bool, in_scan: bool, batch: int, channels: int, 
         return jnp.vdot(out, w)
 
     scan_grad = jax.jit(jax.grad(scanned, argnums=(0, 1, 2)))
-    forward = fastest(jax.jit(layer), (x, k, b), reps)
-    both = fastest(grad, (x, k, b, weights), reps)
+    forward_fn = jax.jit(layer)
+    forward = fastest(lambda: jax.block_until_ready(forward_fn(x, k, b)), reps)
+    both = fastest(lambda: jax.block_until_ready(grad(x, k, b, weights)), reps)
     line = f"{name:<20} fwd {forward * 1e3:6.0f} ms | fwd+bwd {both * 1e3:6.0f} ms, "
     line += f"{flops / both / 1e9:5.0f} GFLOP/s"
     if in_scan:
-        scanned_s = fastest(scan_grad, (x, jnp.stack([k] * 4), b, weights), 1) / 4
+        kernels = jnp.stack([k] * 4)
+        scanned_s = fastest(lambda: jax.block_until_ready(scan_grad(x, kernels, b, weights)), 1) / 4
         line += f" | in scan {scanned_s * 1e3:6.0f} ms/layer, {flops / scanned_s / 1e9:5.0f} GFLOP/s"
     print(line, flush=True)
 
@@ -123,13 +114,7 @@ def time_torch(batch: int, channels: int, reps: int, flops: float) -> None:
         pre = F.relu(F.conv2d(x, k, b, padding=1))
         ((x - 0.5 * F.conv_transpose2d(pre, k, padding=1)) * weights).sum().backward()
 
-    step()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    t = min(times)
+    t = fastest(step, reps)
     print(
         f"{'PyTorch ' + torch.__version__:<20} fwd+bwd {t * 1e3:6.0f} ms, {flops / t / 1e9:5.0f} GFLOP/s",
         flush=True,
@@ -145,15 +130,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     flops = 6 * 2 * args.batch * SIZE * SIZE * 9 * args.channels**2
     print(f"command: python {' '.join(sys.argv)}")
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"jax {jax.__version__} on {jax.devices()[0].platform}, Python {platform.python_version()}"
-    )
+    print(f"machine: {machine()}")
     print(
         f"layer: {args.batch}x{SIZE}x{SIZE}x{args.channels}, 3x3 SAME, "
         f"{flops / 1e9:.1f} GFLOP (6 direct convs)"
     )
-    variants = [  # (name, layer, NCHW?, also inside scan?): the direct variants differ little in scan
+    # (name, layer, NCHW?, also inside scan?): one direct variant in scan, where the others cost minutes
+    variants = [
         ("winograd", winograd, False, True),
         ("direct NHWC", direct("NHWC", False), False, True),
         ("direct NHWC +pad16", direct("NHWC", True), False, False),

@@ -14,58 +14,17 @@ The comparison with the official PyTorch code is ``benchmarks/compare_official.p
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 
 import jax
-import jax.numpy as jnp
-import optax
+from bench_common import machine, step_and_arguments
 
-from lipjax import layers, models
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {os.cpu_count()} cores, jax {jax.__version__} on {jax.devices()[0].platform}"
-
-
-def hinge(logits, labels, margin=0.7):
-    """PyTorch multi_margin_loss (p=1)."""
-    own = jnp.take_along_axis(logits, labels[:, None], axis=-1)
-    losses = jnp.maximum(0.0, margin - own + logits)
-    losses = jnp.where(jax.nn.one_hot(labels, logits.shape[-1], dtype=bool), 0.0, losses)
-    return losses.sum(-1).mean() / logits.shape[-1]
-
-
-def make_step(model, optimizer):
-    @jax.jit
-    def step(params, state, opt_state, x, y):
-        def loss_fn(params):
-            logits, updates = model.apply(
-                {"params": params, **state}, x, update_stats=True, mutable=[layers.POWER_ITERATION]
-            )
-            return hinge(logits, y), updates
-
-        (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        changes, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, changes), updates, opt_state, loss
-
-    return step
-
-
-def setup(model, batch):
-    x = jax.random.uniform(jax.random.key(0), (batch, 32, 32, 3))
-    y = jax.random.randint(jax.random.key(1), (batch,), 0, 10)
-    variables = jax.jit(model.init)(jax.random.key(2), x)
-    params = variables.pop("params")
-    optimizer = optax.adam(1e-3)
-    return make_step(model, optimizer), params, variables, optimizer.init(params), x, y
+from lipjax import models
 
 
 def throughput(batch: int, steps: int) -> float:
-    step, params, state, opt_state, x, y = setup(models.cpl("S"), batch)
+    step, (params, state, opt_state, x, y) = step_and_arguments(models.cpl("S"), batch)
     params, state, opt_state, loss = step(params, state, opt_state, x, y)
     jax.block_until_ready(loss)
     start = time.perf_counter()
@@ -78,9 +37,9 @@ def throughput(batch: int, steps: int) -> float:
 def compile_seconds(conv_layers: int, batch: int) -> float:
     size = models.CPL_SIZES["S"]
     model = models.cpl_network(conv_layers, size.channels, size.linear_layers, size.features)
-    step, params, state, opt_state, x, y = setup(model, batch)
+    step, arguments = step_and_arguments(model, batch)
     start = time.perf_counter()
-    step.lower(params, state, opt_state, x, y).compile()
+    step.lower(*arguments).compile()
     return time.perf_counter() - start
 
 

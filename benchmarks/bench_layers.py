@@ -22,8 +22,6 @@ the host; compare rows of one run only.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -33,33 +31,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from bench_common import machine, train_step
 
-from lipjax import export, layers, losses, models
+from lipjax import export, models
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 EPS = 36 / 255
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    device = jax.devices()[0]
-    return f"{cpu}, {os.cpu_count()} cores, jax {jax.__version__} on {device.platform} ({device.device_kind})"
-
-
-def make_step(model, optimizer):
-    @jax.jit
-    def step(params, state, opt_state, x, y):
-        def loss_fn(params):
-            logits, updates = model.apply(
-                {"params": params, **state}, x, update_stats=True, mutable=[layers.POWER_ITERATION]
-            )
-            return losses.multi_margin_loss(logits, y).mean(), updates
-
-        (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        changes, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, changes), {**state, **updates}, opt_state, loss
-
-    return step
 
 
 def compiled_bytes(compiled) -> int | None:
@@ -103,7 +80,7 @@ def bench_layer(layer: str, args, cifar) -> dict:
     state = dict(variables)
     optimizer = optax.adam(args.lr)
     opt_state = optimizer.init(params)
-    step = make_step(model, optimizer)
+    step = jax.jit(train_step(model, optimizer))
 
     start = time.perf_counter()
     compiled = step.lower(params, state, opt_state, x, y).compile()

@@ -20,34 +20,17 @@ import sys
 import time
 
 import jax
-import optax
+from bench_common import step_and_arguments
 
-from lipjax import layers, losses, models
+from lipjax import models
 
 GIB = 2**30
 
 
 def build_step(depth: int, channels: int, batch: int, remat: bool):
     model = models.cpl_network(depth, channels, 7, 2048, remat=remat)
-    x = jax.random.uniform(jax.random.key(0), (batch, 32, 32, 3))
-    y = jax.random.randint(jax.random.key(1), (batch,), 0, 10)
-    variables = jax.jit(model.init)(jax.random.key(2), x)
-    params = variables.pop("params")
-    optimizer = optax.adam(1e-3)
-
-    def step(params, state, opt_state, x, y):
-        def loss_fn(params):
-            logits, updates = model.apply(
-                {"params": params, **state}, x, update_stats=True, mutable=[layers.POWER_ITERATION]
-            )
-            return losses.multi_margin_loss(logits, y).mean(), updates
-
-        (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        changes, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, changes), updates, opt_state, loss
-
-    args = (params, variables, optimizer.init(params), x, y)
-    return jax.jit(step, donate_argnums=(0, 1, 2)).lower(*args).compile(), args
+    step, arguments = step_and_arguments(model, batch, donate=True)
+    return step.lower(*arguments).compile(), arguments
 
 
 def analyse(depth: int, channels: int, batch: int, remat: bool) -> str:

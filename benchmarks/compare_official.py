@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import platform
 import statistics
 import sys
 import time
@@ -34,9 +33,9 @@ import types
 
 import jax
 import jax.numpy as jnp
-import optax
+from bench_common import fastest, machine, step_and_arguments
 
-from lipjax import layers, models
+from lipjax import models
 
 CHANNELS, CONV_LAYERS, LINEAR_LAYERS, FEATURES, CLASSES = 45, 20, 7, 2048, 10
 
@@ -51,61 +50,25 @@ def cpl_s_flops(batch: int) -> float:
 
 def matmul_peak(torch=None, n: int = 2048) -> tuple[float, float | None]:
     """Float32 GFLOP/s of an n^3 matmul in XLA (and in PyTorch when given)."""
-
-    def best(fn, reps=5):
-        fn()
-        times = []
-        for _ in range(reps):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return 2 * n**3 / min(times) / 1e9
-
     a = jax.random.normal(jax.random.key(0), (n, n))
     dot = jax.jit(jnp.dot)
-    xla = best(lambda: dot(a, a).block_until_ready())
+    xla = 2 * n**3 / fastest(lambda: dot(a, a).block_until_ready(), 5) / 1e9
     if torch is None:
         return xla, None
     t = torch.randn(n, n)
-    return xla, best(lambda: torch.mm(t, t))
+    return xla, 2 * n**3 / fastest(lambda: torch.mm(t, t), 5) / 1e9
 
 
 # --- lipjax ------------------------------------------------------------------------------
 
 
-def hinge(logits, labels, margin=0.7):
-    """PyTorch's multi_margin_loss (p=1): mean over samples of sum_j max(0, m - f_y + f_j) / C."""
-    own = jnp.take_along_axis(logits, labels[:, None], axis=-1)
-    losses = jnp.maximum(0.0, margin - own + logits)
-    losses = jnp.where(jax.nn.one_hot(labels, logits.shape[-1], dtype=bool), 0.0, losses)
-    return losses.sum(-1).mean() / logits.shape[-1]
-
-
 def lipjax_step(algorithm: str, batch: int):
-    """A jitted CPL-S train step (buffers donated) with its first arguments and compile seconds."""
-    model = models.cpl("S", conv_algorithm=algorithm)
-    x = jax.random.uniform(jax.random.key(0), (batch, 32, 32, 3))
-    y = jax.random.randint(jax.random.key(1), (batch,), 0, CLASSES)
-    variables = jax.jit(model.init)(jax.random.key(2), x)
-    params = variables.pop("params")
-    optimizer = optax.adam(1e-3)
-
-    def step(params, state, opt_state, x, y):
-        def loss_fn(params):
-            logits, updates = model.apply(
-                {"params": params, **state}, x, update_stats=True, mutable=[layers.POWER_ITERATION]
-            )
-            return hinge(logits, y), updates
-
-        (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        changes, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, changes), updates, opt_state, loss
-
-    args = (params, variables, optimizer.init(params), x, y)
+    """lipjax's CPL-S train step (buffers donated) as a blocking call, and its compile seconds."""
+    step, arguments = step_and_arguments(models.cpl("S", conv_algorithm=algorithm), batch, donate=True)
     start = time.perf_counter()
-    compiled = jax.jit(step, donate_argnums=(0, 1, 2)).lower(*args).compile()
+    compiled = step.lower(*arguments).compile()
     compile_s = time.perf_counter() - start
-    carry = list(args[:3])
+    carry, (x, y) = list(arguments[:3]), arguments[3:]
 
     def run():
         carry[0], carry[1], carry[2], loss = compiled(*carry, x, y)
@@ -202,11 +165,7 @@ def main(argv=None) -> int:
         raise SystemExit("PyTorch is needed for the official code: pip install torch==2.13.0") from None
     torch.set_num_threads(os.cpu_count() or 1)
     print(f"command: python {' '.join(sys.argv)}")
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"jax {jax.__version__} on {jax.devices()[0].platform}, torch {torch.__version__}, "
-        f"Python {platform.python_version()}"
-    )
+    print(f"machine: {machine()}; torch {torch.__version__}")
     xla_peak, torch_peak = matmul_peak(torch)
     print(f"float32 2048^3 matmul: XLA {xla_peak:.0f} GFLOP/s, PyTorch {torch_peak:.0f} GFLOP/s")
     theirs, placeholders = official_step(args.official, args.batch, torch)
