@@ -76,6 +76,7 @@ def cpl_network(
     conv_algorithm: str = "auto",
     remat: bool = False,
     conv_layer: str = "cpl",
+    step: float | None = None,
 ) -> L.Sequential:
     """The CPL architecture of Meunier et al. (2022), §5.1.
 
@@ -87,12 +88,18 @@ def cpl_network(
     ``remat``: recompute the conv stack's activations in the backward pass
     (:class:`lipjax.layers.Repeat`), for very deep networks. ``conv_layer="spectral"``
     replaces each conv CPL by a spectrally normalised convolution followed by MaxMin
-    (a same-shape baseline; the dense part stays CPL).
+    (a same-shape baseline; the dense part stays CPL). ``step``: a fixed step ``h`` in
+    every CPL (the relaxed network of appendix D.2, certified with its real constant).
     """
     kernel = (kernel_size, kernel_size)
     if conv_layer == "cpl":
         conv = L.ConvexPotentialConv(
-            channels, kernel, activation=activation, power_iters=power_iters, algorithm=conv_algorithm
+            channels,
+            kernel,
+            activation=activation,
+            power_iters=power_iters,
+            algorithm=conv_algorithm,
+            step=step,
         )
     elif conv_layer == "spectral":
         conv = L.Sequential(
@@ -102,7 +109,8 @@ def cpl_network(
         raise ValueError(f"conv_layer must be 'cpl' or 'spectral'; got {conv_layer!r}")
     linear = (
         _stack(
-            L.ConvexPotentialDense(features, activation=activation, power_iters=power_iters), linear_layers
+            L.ConvexPotentialDense(features, activation=activation, power_iters=power_iters, step=step),
+            linear_layers,
         )
         if linear_layers
         else []

@@ -19,6 +19,7 @@ LAYERS = [
     ("cpl_conv", L.ConvexPotentialConv(6), IMAGE, False),
     ("cpl_conv_stride2_valid", L.ConvexPotentialConv(5, strides=(2, 2), padding="VALID"), IMAGE, False),
     ("cpl_conv_circular", L.ConvexPotentialConv(4, padding="CIRCULAR"), IMAGE, False),
+    ("cpl_conv_fixed_step", L.ConvexPotentialConv(4, step=0.5), IMAGE, False),
     ("sll_dense", L.SLLDense(16), VECTOR, False),
     ("sll_conv_stride2", L.SLLConv(5, strides=(2, 2)), IMAGE, False),
     ("aol_dense", L.AOLDense(7), VECTOR, False),
@@ -160,6 +161,20 @@ def test_cpl_is_one_lipschitz_even_when_training_estimate_is_low():
     assert singular.max() <= exported.lipschitz
 
 
+def test_relaxed_cpl_certifies_its_real_constant_above_one():
+    """A fixed step h with h ||W||^2 > 2 is not 1-Lipschitz (appendix D.2); export says so."""
+    module = L.ConvexPotentialDense(6, step=1.0)
+    x = jax.random.uniform(jax.random.key(0), (4, 6), minval=1.0, maxval=2.0)
+    variables = module.init(jax.random.key(1), x)
+    variables["params"]["kernel"] = 3.0 * jnp.eye(6)  # h ||W||^2 = 9: the Jacobian at x > 0 is -8 I
+    exported = export.export(module, variables, (6,))
+    singular = jacobian_singular_values(lambda v: exported.apply(v[None])[0], x)
+    assert "power_iteration" not in variables
+    assert exported.lipschitz == pytest.approx(8.0, rel=1e-4)
+    assert singular.max() == pytest.approx(8.0, rel=1e-5)
+    assert singular.max() <= exported.lipschitz
+
+
 def test_export_matches_flax_eval_once_power_iteration_converged():
     module, shape = SMALL_NETWORKS[0][1], SMALL_NETWORKS[0][2]
     variables, x = _trained(module, shape, steps=3)
@@ -266,6 +281,8 @@ def test_wrong_channel_count_is_reported():
         (lambda: L.ConvexPotentialConv(4, kernel_size=(3,)), "kernel_size"),
         (lambda: L.ConvexPotentialConv(4, strides=(0, 1)), "strides"),
         (lambda: L.ConvexPotentialConv(4, padding="REFLECT"), "padding"),
+        (lambda: L.ConvexPotentialDense(4, step=0.0), "step"),
+        (lambda: L.ConvexPotentialConv(4, step=float("nan")), "step must be finite"),
         (lambda: L.SpectralDense(4, bjorck_iters=-2), "bjorck_iters"),
         (lambda: L.SpectralConv(4, padding="REFLECT"), "SpectralConv: padding"),
         (lambda: L.ConstrainedDense(0), "features"),

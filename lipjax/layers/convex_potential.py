@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from functools import partial
 
 import flax.linen as nn
+import jax.numpy as jnp
 import numpy as np
 
 from lipjax import ops
@@ -74,6 +75,19 @@ def _scale(sigma, eps: float):
     return 2.0 / (sigma**2 + eps)
 
 
+def _exported_scale(step: float | None, bound: float) -> np.float32:
+    """The normalised step (``step is None``), or the relaxed layer's fixed step as is:
+    its export then certifies ``max(1, h ||W||^2 - 1)``, which may exceed 1."""
+    return certified_scale(bound) if step is None else np.float32(step)
+
+
+def _check_step(step: float | None, layer: str) -> None:
+    if step is not None:
+        check_positive("step", step, layer)
+        if not np.isfinite(step):
+            raise ValueError(f"{layer}: step must be finite; got {step!r}")
+
+
 def certified_scale(bound: float) -> np.float32:
     """The exported step ``h = 2 / bound^2``, rounded *down* to float32 so that
     ``h bound^2 <= 2`` still holds after rounding."""
@@ -95,18 +109,23 @@ class ConvexPotentialDense(LipschitzLayer, PowerIterationMixin):
       activation: a monotone, 1-Lipschitz activation name (``lipjax.ops.ACTIVATIONS``).
       power_iters: power-iteration steps per training update.
       eps: the paper's guard against a zero norm.
+      step: ``None`` (the normalised layer), or a fixed step ``h`` (the relaxed layer of
+        the paper's appendix D.2: no power iteration, Lipschitz ``max(1, h ||W||^2 - 1)``,
+        which export certifies from a guaranteed bound of ``||W||`` and which may exceed 1).
     """
 
     features: int
     activation: str = "relu"
     power_iters: int = 1
     eps: float = 1e-6
+    step: float | None = None
     kernel_init: nn.initializers.Initializer = nn.initializers.glorot_uniform()
 
     def __post_init__(self):
         check_positive("features", self.features, "ConvexPotentialDense")
         check_positive("power_iters", self.power_iters, "ConvexPotentialDense", allow_zero=True)
         check_positive("eps", self.eps, "ConvexPotentialDense")
+        _check_step(self.step, "ConvexPotentialDense")
         ops.get_activation(self.activation)
         super().__post_init__()
 
@@ -116,8 +135,12 @@ class ConvexPotentialDense(LipschitzLayer, PowerIterationMixin):
         d = x.shape[-1]
         kernel = self.param("kernel", self.kernel_init, (d, self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        sigma = self.spectral_estimate(ops.dense_operator, kernel, (d,), self.power_iters, update_stats)
-        return ops.convex_potential_dense(x, kernel, bias, _scale(sigma, self.eps), self.activation)
+        if self.step is None:
+            sigma = self.spectral_estimate(ops.dense_operator, kernel, (d,), self.power_iters, update_stats)
+            scale = _scale(sigma, self.eps)
+        else:
+            scale = jnp.asarray(self.step, x.dtype)
+        return ops.convex_potential_dense(x, kernel, bias, scale, self.activation)
 
     def export_record(self, params, input_shape) -> Record:
         kernel = np.asarray(params["kernel"])
@@ -126,7 +149,7 @@ class ConvexPotentialDense(LipschitzLayer, PowerIterationMixin):
             {"activation": self.activation},
             kernel=kernel,
             bias=params["bias"],
-            scale=certified_scale(bound),
+            scale=_exported_scale(self.step, bound),
         )
 
 
@@ -138,7 +161,8 @@ class ConvexPotentialConv(LipschitzLayer, PowerIterationMixin):
     ``padding``, and ``K^T`` its exact adjoint. The power iteration runs on the
     layer's real input size with the same stride and padding. ``algorithm``
     (:data:`lipjax.ops.conv.ALGORITHMS`) is how training computes the two
-    convolutions; the export always certifies the direct convolution.
+    convolutions; the export always certifies the direct convolution. ``step``: as in
+    :class:`ConvexPotentialDense` (a fixed step makes the relaxed layer of appendix D.2).
     """
 
     features: int
@@ -150,6 +174,7 @@ class ConvexPotentialConv(LipschitzLayer, PowerIterationMixin):
     eps: float = 1e-6
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
     algorithm: str = "auto"
+    step: float | None = None
 
     def __post_init__(self):
         layer = "ConvexPotentialConv"
@@ -157,6 +182,7 @@ class ConvexPotentialConv(LipschitzLayer, PowerIterationMixin):
         check_positive("features", self.features, layer)
         check_positive("power_iters", self.power_iters, layer, allow_zero=True)
         check_positive("eps", self.eps, layer)
+        _check_step(self.step, layer)
         check_conv_geometry(self.kernel_size, self.strides, self.padding, layer)
         ops.get_activation(self.activation)
         super().__post_init__()
@@ -174,8 +200,11 @@ class ConvexPotentialConv(LipschitzLayer, PowerIterationMixin):
             padding=self.padding,
             algorithm=self.algorithm,
         )
-        sigma = self.spectral_estimate(operator, kernel, x.shape[1:], self.power_iters, update_stats)
-        scale = _scale(sigma, self.eps)
+        if self.step is None:
+            sigma = self.spectral_estimate(operator, kernel, x.shape[1:], self.power_iters, update_stats)
+            scale = _scale(sigma, self.eps)
+        else:
+            scale = jnp.asarray(self.step, x.dtype)
         return ops.convex_potential_conv(
             x, kernel, bias, scale, self.strides, self.padding, self.activation, self.algorithm
         )
@@ -189,5 +218,5 @@ class ConvexPotentialConv(LipschitzLayer, PowerIterationMixin):
             "activation": self.activation,
         }
         return CONVEX_POTENTIAL_CONV.record(
-            config, kernel=kernel, bias=params["bias"], scale=certified_scale(bound)
+            config, kernel=kernel, bias=params["bias"], scale=_exported_scale(self.step, bound)
         )
