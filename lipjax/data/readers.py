@@ -150,10 +150,21 @@ def _decode_image(data: bytes, name: str) -> np.ndarray:
     return arr
 
 
+def _interleave_classes(entries: Iterable[tuple[str, str, bytes]]) -> list[tuple[str, str, bytes]]:
+    """Files sorted by name within each class, then taken one class at a time in turn
+    (``a/0, b/0, a/1, b/1, ...``): a folder sorted by class would make the first ``n``
+    examples (``train_limit``, ``test_limit``) a few classes only."""
+    by_class: dict[str, list[tuple[str, str, bytes]]] = {}
+    for entry in sorted(entries, key=lambda e: (e[0], e[1])):
+        by_class.setdefault(entry[0], []).append(entry)
+    ranked = [(rank, cls, e) for cls, group in by_class.items() for rank, e in enumerate(group)]
+    return [e for _, _, e in sorted(ranked, key=lambda r: (r[0], r[1]))]
+
+
 def _stack(
     entries: Iterable[tuple[str, str, bytes]], source: str, classes: list[str] | None
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    entries = sorted(entries, key=lambda e: (e[0], e[1]))
+    entries = _interleave_classes(entries)
     if not entries:
         raise DataError(f"{source}: no image files found")
     found = sorted({c for c, _, _ in entries})
