@@ -143,6 +143,27 @@ def hkr_loss(logits: Array, labels: Array, alpha: float = 10.0, min_margin: floa
     return alpha * hinge - _kr_weights(y).astype(f.dtype) * f
 
 
+def binary_cross_entropy(logits: Array, labels: Array, tau: float = 1.0) -> Array:
+    r"""Logistic loss of a single-logit network, temperature-scaled like :func:`tau_cross_entropy`.
+
+    .. math:: \ell(f, y) = \log(1 + e^{-\tau y f}) / \tau, \quad y \in \{-1, +1\}
+
+    Args:
+      logits: ``(N,)`` or ``(N, 1)`` scores; the class is the sign of ``f``.
+      labels: ``(N,)`` labels in ``{0, 1}``.
+      tau: temperature.
+
+    Returns:
+      ``(N,)`` per-example losses.
+
+    References:
+      deel-lip ``TauBinaryCrossentropy``; Béthune et al., NeurIPS 2022.
+    """
+    f = logits.reshape(logits.shape[0])
+    y = _signed(labels.reshape(-1)).astype(f.dtype)
+    return jax.nn.softplus(-tau * y * f) / tau
+
+
 def multiclass_hkr_loss(logits: Array, labels: Array, alpha: float = 10.0, min_margin: float = 1.0) -> Array:
     r"""Multi-class HKR: the binary HKR loss of each one-vs-rest logit, averaged.
 
@@ -176,8 +197,13 @@ LOSSES: dict[str, Callable[..., Array]] = {
     "lln_margin": lln_margin_loss,
     "tau_cross_entropy": tau_cross_entropy,
     "hkr": hkr_loss,
+    "binary_cross_entropy": binary_cross_entropy,
     "multiclass_hkr": multiclass_hkr_loss,
 }
+
+
+SINGLE_LOGIT_LOSSES = frozenset({"hkr", "binary_cross_entropy"})
+"""Losses of binary tasks whose network has one logit (the class is its sign)."""
 
 
 def get_loss(name: str) -> Callable[..., Array]:

@@ -86,6 +86,17 @@ def test_binary_hkr_brute_force():
     np.testing.assert_allclose(got, expect, rtol=1e-5)
 
 
+def test_binary_cross_entropy_is_the_logistic_loss():
+    f = np.array([0.5, -2.0, 30.0, 0.1, -40.0], np.float32)
+    lab = np.array([1, 0, 0, 0, 1])
+    for tau in (1.0, 4.0):
+        z = tau * f.astype(np.float64)  # -log P(label) with P(1) = sigmoid(z), computed stably
+        expect = np.where(lab == 1, np.logaddexp(0, -z), np.logaddexp(0, z)) / tau
+        got = losses.binary_cross_entropy(jnp.asarray(f)[:, None], jnp.asarray(lab), tau)
+        np.testing.assert_allclose(got, expect, rtol=1e-5)
+    assert losses.get_loss("binary_cross_entropy") is losses.binary_cross_entropy
+
+
 def test_multiclass_hkr_is_mean_of_one_vs_rest():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(8, 3)).astype(np.float32)

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lipjax.losses import SINGLE_LOGIT_LOSSES
 from lipjax.training.state import TrainState, create_train_state, make_schedule, optimizer_with_schedule
 from lipjax.training.steps import make_loss_fn, make_train_step
 
@@ -42,7 +43,7 @@ def build_model(cfg: dict[str, Any], num_classes: int):
     for key in ("mean", "std"):  # JSON (config.json, checkpoint records) turns tuples into lists
         if isinstance(kwargs.get(key), list):
             kwargs[key] = tuple(kwargs[key])
-    out_classes = 1 if num_classes == 2 and cfg["loss"] == "hkr" else num_classes
+    out_classes = 1 if num_classes == 2 and cfg["loss"] in SINGLE_LOGIT_LOSSES else num_classes
     if "num_classes" in inspect.signature(factory).parameters:
         kwargs.setdefault("num_classes", out_classes)
     return factory(**kwargs)
