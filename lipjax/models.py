@@ -193,6 +193,23 @@ def deep_cpl(depth: int = 1000, channels: int = 30, num_classes: int = 10, **kwa
     return cpl_network(depth, channels, 0, 0, num_classes, head="truncate", **kwargs)
 
 
+def deel_lip_mnist(
+    num_classes: int = 10,
+    channels: Sequence[int] = (16, 32),
+    features: int = 64,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> L.Sequential:
+    """deel-lip's 10-class MNIST demo: two [SpectralConv 3x3 + GroupSort2 + scaled l2-norm pool 2]
+    blocks, SpectralDense + GroupSort2, and a row-normalised head (deel-lip's FrobeniusDense with
+    disjoint neurons is LLN: each logit 1-Lipschitz)."""
+    blocks: list[nn.Module] = list(_normalize(mean, std))
+    for width in channels:
+        blocks += [L.SpectralConv(width), L.GroupSort2(), L.ScaledL2NormPool(2)]
+    blocks += [L.Flatten(), L.SpectralDense(features), L.GroupSort2()]
+    return L.Sequential([*blocks, make_head("lln", num_classes)])
+
+
 def deel_lip_mnist_binary(hidden: Sequence[int] = (256, 128, 64)) -> L.Sequential:
     """deel-lip's MNIST 0-vs-8 HKR demo: SpectralDense + GroupSort2 blocks, FrobeniusDense(1) head."""
     blocks: list[nn.Module] = [L.Flatten()]
