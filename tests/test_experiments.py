@@ -51,15 +51,18 @@ def test_appendix_d_table_has_one_row_per_setting():
             setting=s,
             clean=0.5,
             certified=(0.4, 0.3, 0.2),
-            pgd=(0.45, 0.4, 0.3),
+            pgd=(0.45,),
             lipschitz=1.0,
             train_seconds=12.0,
             images_per_second=80.0,
         )
         for s in ("a", "b")
     ]
-    table = appendix_d.markdown_table(appendix_d.STUDIES["margin"], rows).splitlines()
-    assert len(table) == 4 and table[2].startswith("| a | 50.00 | 40.00 | 30.00 | 20.00 | 45.00")
+    table = appendix_d.markdown_table(appendix_d.STUDIES["step"], rows).splitlines()
+    assert len(table) == 4 and table[2].startswith("| a | 50.00 | 40.00 | 30.00 | 20.00 | 45.00 | 1 | 12 |")
+    assert "PGD 0.141" in table[0] and "PGD" not in appendix_d.markdown_table(
+        appendix_d.STUDIES["margin"], rows
+    )
 
 
 def test_distance_ratio_of_a_linear_binary_model_is_one():
