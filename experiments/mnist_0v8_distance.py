@@ -94,7 +94,11 @@ def plot_examples(results: dict[str, dict[str, np.ndarray]], path: Path, count: 
         for col in range(count):
             image = {"input": r["x"], "adversarial": r["adv"], "difference": r["adv"] - r["x"]}[kind][col]
             ax = axes[row, col]
-            ax.imshow(image[..., 0], cmap="RdBu" if kind == "difference" else "gray")
+            if kind == "difference":  # white is no change, whatever the sign
+                v = float(np.abs(image).max()) or 1.0
+                ax.imshow(image[..., 0], cmap="RdBu", vmin=-v, vmax=v)
+            else:
+                ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
             ax.set_xticks([])
             ax.set_yticks([])
             if col == 0:
