@@ -231,9 +231,8 @@ def test_sharded_step_matches_single_device():
     [
         ("mnist", "of the body L = 1.000"),  # LLN head: the body's constant and the pairwise formula
         ("mnist_hkr_0v8", "(radius r = |f| / L)"),  # one logit
-        ("mnist_deel_lip", "the normalized head enters through the pairwise formula"),
+        ("mnist_deel_lip", "the normalized head enters through the pairwise formula"),  # as cifar100_cpl_s
         ("cifar10_cpl_s", "(radius r = (f_y - max_j f_j) / (sqrt(2) L))"),  # truncation head
-        ("cifar100_cpl_s", "the normalized head enters through the pairwise formula"),
     ],
 )
 def test_smoke_configs_run(tmp_path, name, statement):
