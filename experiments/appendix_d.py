@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,16 +129,19 @@ def train_setting(study: Study, setting: str, workdir: Path, args: argparse.Name
 
 
 def test_accuracy_by_epoch(workdir: Path) -> list[tuple[int, float]]:
-    """``(epoch, clean accuracy)`` of the per-epoch evaluations in ``metrics.jsonl``."""
+    """``(epoch, clean accuracy)`` of the per-epoch evaluations and the final one."""
     rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-    return [(r["epoch"], r["clean_accuracy"]) for r in rows if r.get("kind") == "eval"]
+    epochs = json.loads((workdir / "config.json").read_text())["epochs"]
+    return [(r["epoch"], r["clean_accuracy"]) for r in rows if r.get("kind") == "eval"] + [
+        (epochs, r["clean_accuracy"]) for r in rows if r.get("kind") == "final"
+    ]
 
 
 def markdown_table(study: Study, rows: list[dict]) -> str:
     eps_names = [f"{e:.3g}" for e in study.eps]
     head = ["setting", "clean", *(f"cert {e}" for e in eps_names)]
     head += [f"PGD {e:.3g}" for e in study.pgd_eps]
-    head += ["certified L", "train s", "images/s"]
+    head += ["certified L (body)", "train s", "images/s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         accuracies = (*r["certified"], *r["pgd"])
@@ -163,7 +167,8 @@ def plot_accuracy_by_epoch(curves: dict[str, list[tuple[int, float]]], path: Pat
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 70), fontsize=8)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -195,7 +200,7 @@ def run_study(name: str, args: argparse.Namespace) -> Path:
                 clean=report.clean_accuracy,
                 certified=report.certified_accuracy,
                 pgd=pgd,
-                lipschitz=float(exported.lipschitz),
+                lipschitz=report.lipschitz,  # the body's, with a normalized head
                 train_seconds=results["train_seconds"],
                 images_per_second=results["train_images_per_second"] or float("nan"),
             )

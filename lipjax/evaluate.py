@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -207,7 +208,7 @@ def write_curves(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     if title:
-        ax.set_title(title)
+        ax.set_title(textwrap.fill(title, 70), fontsize=9)
     fig.tight_layout()
     png, table = path.with_suffix(".png"), path.with_suffix(".csv")
     fig.savefig(png)
