@@ -68,10 +68,13 @@ def plot_ratios(results: dict[str, dict[str, np.ndarray]], path: Path) -> None:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    finite = {name: r["ratio"][np.isfinite(r["ratio"])] for name, r in results.items()}
+    # One set of bins for every loss, so that the bars compare; the axis ends at the largest ratio.
+    upper = max([1.1] + [float(ratio.max()) * 1.02 for ratio in finite.values() if ratio.size])
+    bins = np.linspace(1.0, upper, 60)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for name, r in results.items():
-        ratio = r["ratio"][np.isfinite(r["ratio"])]
-        ax.hist(ratio, bins=np.linspace(1.0, max(3.0, np.quantile(ratio, 0.99)), 60), alpha=0.6, label=name)
+    for name, ratio in finite.items():
+        ax.hist(ratio, bins=bins, alpha=0.6, label=name)
     ax.set_xlabel("||x - adv(x)|| * L / |f(x)|  (>= 1 by certification)")
     ax.set_ylabel("test images")
     ax.legend()
