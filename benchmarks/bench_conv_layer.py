@@ -11,7 +11,16 @@ figure):
 - ``direct NHWC`` / ``direct NCHW``: XLA convolutions, differentiated by JAX;
 - ``... +pad16``: channels zero-padded to a multiple of 16 inside the layer (exact);
 - ``winograd``: :mod:`lipjax.ops.winograd` (lipjax's ``algorithm="auto"`` on CPU);
+- ``winograd, chunks of 16``: the same layer mapped over batch chunks of 16 images, each
+  rematerialized, so that its transformed tiles (11.8 MB at 45 channels) stay in the L3 cache;
+- ``im2col``: each convolution as one matmul of the 9 shifted copies of its input
+  (``(N H W, 9 C) @ (9 C, O)``), differentiated by JAX;
 - ``--torch``: the same layer in PyTorch (``conv2d`` / ``conv_transpose2d``), same process.
+
+``--diagnose`` first prints where the time of these formulations goes on the host: the
+streaming bandwidth of an elementwise op on an array that fits the cache and on one that does
+not, the cost of materializing 9 shifted copies (im2col's patches), and Winograd's batched
+matmul ``16 x (M, C) @ (C, C)`` at a size that fits the cache and at the layer's size.
 
 Each figure is the fastest of ``--reps`` runs after a warm-up: the machine's
 other load inflates medians more than minima. Figures vary by host and versions.
@@ -20,6 +29,7 @@ other load inflates medians more than minima. Figures vary by host and versions.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -70,6 +80,33 @@ def winograd(x, k, b):
     return ops.convex_potential_conv(x, k, b, 0.5, algorithm="winograd")
 
 
+def in_chunks(layer, size: int):
+    """``layer`` mapped over batch chunks of ``size`` images (fewer where ``size`` does not
+    divide the batch), each chunk rematerialized in the backward pass (its intermediates are
+    recomputed while they fit the cache)."""
+    remat = jax.checkpoint(layer)
+
+    def chunked(x, k, b):
+        chunk = math.gcd(x.shape[0], size)  # divides the batch
+        chunks = x.reshape(x.shape[0] // chunk, chunk, *x.shape[1:])
+        return lax.map(lambda c: remat(c, k, b), chunks).reshape(x.shape)
+
+    return chunked
+
+
+def _im2col_conv(x, k):
+    """SAME 3x3 correlation as one matmul of the 9 shifted copies of ``x``."""
+    n, h, w, c = x.shape
+    p = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    patches = jnp.concatenate([p[:, a : a + h, b : b + w, :] for a in range(3) for b in range(3)], -1)
+    return patches @ k.reshape(9 * c, -1)
+
+
+def im2col(x, k, b):
+    pre = jax.nn.relu(_im2col_conv(x, k) + b)
+    return x - 0.5 * _im2col_conv(pre, jnp.flip(k, (0, 1)).swapaxes(2, 3))
+
+
 def time_jax(name, layer, nchw: bool, in_scan: bool, batch: int, channels: int, reps: int, flops: float):
     key = jax.random.key(0)
     shape = (batch, channels, SIZE, SIZE) if nchw else (batch, SIZE, SIZE, channels)
@@ -91,13 +128,39 @@ def time_jax(name, layer, nchw: bool, in_scan: bool, batch: int, channels: int, 
     forward_fn = jax.jit(layer)
     forward = fastest(lambda: jax.block_until_ready(forward_fn(x, k, b)), reps)
     both = fastest(lambda: jax.block_until_ready(grad(x, k, b, weights)), reps)
-    line = f"{name:<20} fwd {forward * 1e3:6.0f} ms | fwd+bwd {both * 1e3:6.0f} ms, "
+    line = f"{name:<24} fwd {forward * 1e3:6.0f} ms | fwd+bwd {both * 1e3:6.0f} ms, "
     line += f"{flops / both / 1e9:5.0f} GFLOP/s"
     if in_scan:
         kernels = jnp.stack([k] * 4)
         scanned_s = fastest(lambda: jax.block_until_ready(scan_grad(x, kernels, b, weights)), 1) / 4
         line += f" | in scan {scanned_s * 1e3:6.0f} ms/layer, {flops / scanned_s / 1e9:5.0f} GFLOP/s"
     print(line, flush=True)
+
+
+def diagnose(batch: int, channels: int, reps: int) -> None:
+    """Prints the host's streaming bandwidth in and out of cache, the cost of im2col's patches and
+    Winograd's batched matmul in and out of cache (see the module docstring)."""
+
+    def seconds(fn, *args):
+        jitted = jax.jit(fn)
+        return fastest(lambda: jax.block_until_ready(jitted(*args)), reps)
+
+    small = jnp.ones((batch, SIZE, SIZE, channels))
+    large = jnp.ones((9, *small.shape))
+    for name, array in (("layer input", small), ("9x layer input", large)):
+        t = seconds(lambda a: a * 2, array)
+        rate = 2 * array.nbytes / t / 1e9
+        print(f"elementwise a * 2 on the {name} ({array.nbytes / 1e6:.0f} MB): {rate:.1f} GB/s")
+    t = seconds(lambda a: jnp.concatenate([a * (i + 1) for i in range(9)], -1), small)
+    print(f"9 shifted copies (im2col patches, {large.nbytes / 1e6:.0f} MB): {t * 1e3:.0f} ms")
+    kernel = jnp.ones((16, channels, channels))
+    for tiles in (4096, batch * (SIZE // 2) ** 2):
+        v = jnp.ones((16, tiles, channels))
+        t = seconds(lambda v, u: v @ u, v, kernel)
+        print(
+            f"Winograd batched matmul 16 x ({tiles}, {channels}) @ ({channels}, {channels}), "
+            f"{v.nbytes / 1e6:.0f} MB of tiles: {2 * 16 * tiles * channels**2 / t / 1e9:.0f} GFLOP/s"
+        )
 
 
 def time_torch(batch: int, channels: int, reps: int, flops: float) -> None:
@@ -116,7 +179,7 @@ def time_torch(batch: int, channels: int, reps: int, flops: float) -> None:
 
     t = fastest(step, reps)
     print(
-        f"{'PyTorch ' + torch.__version__:<20} fwd+bwd {t * 1e3:6.0f} ms, {flops / t / 1e9:5.0f} GFLOP/s",
+        f"{'PyTorch ' + torch.__version__:<24} fwd+bwd {t * 1e3:6.0f} ms, {flops / t / 1e9:5.0f} GFLOP/s",
         flush=True,
     )
 
@@ -127,6 +190,8 @@ def main(argv=None) -> int:
     parser.add_argument("--channels", type=int, default=45)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--torch", action="store_true")
+    parser.add_argument("--diagnose", action="store_true", help="bandwidth and matmul lines first")
+    parser.add_argument("--variants", nargs="*", help="names of the formulations to time (default: all)")
     args = parser.parse_args(argv)
     flops = 6 * 2 * args.batch * SIZE * SIZE * 9 * args.channels**2
     print(f"command: python {' '.join(sys.argv)}")
@@ -135,15 +200,21 @@ def main(argv=None) -> int:
         f"layer: {args.batch}x{SIZE}x{SIZE}x{args.channels}, 3x3 SAME, "
         f"{flops / 1e9:.1f} GFLOP (6 direct convs)"
     )
+    if args.diagnose:
+        diagnose(args.batch, args.channels, args.reps)
     # (name, layer, NCHW?, also inside scan?): one direct variant in scan, where the others cost minutes
     variants = [
         ("winograd", winograd, False, True),
+        ("winograd, chunks of 16", in_chunks(winograd, 16), False, True),
+        ("im2col", im2col, False, True),
         ("direct NHWC", direct("NHWC", False), False, True),
         ("direct NHWC +pad16", direct("NHWC", True), False, False),
         ("direct NCHW", direct("NCHW", False), True, False),
         ("direct NCHW +pad16", direct("NCHW", True), True, False),
     ]
     for name, layer, nchw, in_scan in variants:
+        if args.variants and name not in args.variants:
+            continue
         time_jax(name, layer, nchw, in_scan, args.batch, args.channels, args.reps, flops)
     if args.torch:
         time_torch(args.batch, args.channels, args.reps, flops)

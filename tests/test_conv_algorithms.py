@@ -100,6 +100,41 @@ def test_cpl_conv_fast_and_direct_agree_in_value_gradient_and_jvp(activation):
     )
 
 
+@pytest.mark.parametrize("batch,chunked", [(40, True), (32, True), (12, False), (18, False)])
+def test_map_batch_chunks_equals_the_whole_batch_in_value_gradient_and_jvp(batch, chunked):
+    # 40 -> 5 chunks of gcd(40, 16) = 8; 12 <= 16 and 18 (chunks of 2) are computed whole.
+    x = jax.random.normal(jax.random.key(0), (batch, 3))
+    w = jnp.array([[0.5, -1.0], [2.0, 0.3], [-0.7, 1.1]])
+
+    def fn(x, w):
+        return jnp.tanh(x @ w) * x[:, :1]
+
+    chunks = lambda x, w: ops.map_batch_chunks(fn, x, w, size=16)  # noqa: E731
+    assert ("scan" in _primitives(chunks, x, w)) == chunked
+    _close(chunks(x, w), fn(x, w))
+    loss = lambda f: lambda x, w: (f(x, w) ** 2).sum()  # noqa: E731
+    _close(jax.grad(loss(chunks), argnums=(0, 1))(x, w), jax.grad(loss(fn), argnums=(0, 1))(x, w))
+    _close(jax.jvp(chunks, (x, w), (x, w))[1], jax.jvp(fn, (x, w), (x, w))[1])
+
+
+def test_auto_cpl_conv_runs_in_batch_chunks_and_matches_direct():
+    kx, kk = jax.random.split(jax.random.key(3))
+    x = jax.random.normal(kx, (48, 6, 6, 5))
+    kernel, bias = 0.3 * jax.random.normal(kk, (3, 3, 5, 5)), jnp.linspace(-0.2, 0.2, 5)
+
+    def layer(algorithm):
+        return lambda x, k: ops.convex_potential_conv(x, k, bias, 0.4, algorithm=algorithm)
+
+    auto, direct = layer("auto"), layer("direct")
+    assert "scan" in _primitives(auto, x, kernel)
+    assert "scan" not in _primitives(layer("winograd"), x, kernel)
+    _close(jax.jit(auto)(x, kernel), direct(x, kernel))
+    loss = lambda f: lambda x, k: (f(x, k) ** 2).sum() / x.shape[0]  # noqa: E731
+    gradient = lambda f: jax.jit(jax.grad(loss(f), argnums=(0, 1)))(x, kernel)  # noqa: E731
+    _close(gradient(auto), gradient(direct))
+    _close(jax.jvp(auto, (x, kernel), (x, kernel))[1], jax.jvp(direct, (x, kernel), (x, kernel))[1])
+
+
 def _primitives(fn, *args) -> set[str]:
     def walk(jaxpr):
         for eqn in jaxpr.eqns:

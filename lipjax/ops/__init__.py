@@ -23,7 +23,7 @@ from lipjax.ops.constraints import (
     soc,
     spectral,
 )
-from lipjax.ops.conv import conv, conv_transpose, normalize_padding
+from lipjax.ops.conv import conv, conv_transpose, map_batch_chunks, normalize_padding
 from lipjax.ops.convex_potential import convex_potential_conv, convex_potential_dense
 from lipjax.ops.orthogonal import bjorck
 from lipjax.ops.power_iteration import (
@@ -62,6 +62,7 @@ __all__ = [
     "channel_pad",
     "channel_truncate",
     "conv",
+    "map_batch_chunks",
     "conv_operator",
     "conv_spectral_norm_bound",
     "conv_transpose",

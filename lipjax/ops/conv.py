@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import jax
@@ -60,7 +61,9 @@ def check_algorithm(algorithm: str, where: str = "conv") -> str:
     return algorithm
 
 
-def _winograd_applies(kernel_hw, strides, algorithm: str) -> bool:
+def uses_winograd(kernel_hw, strides, algorithm: str) -> bool:
+    """Whether :func:`conv` computes by Winograd: ``"winograd"`` (which then needs a 3x3 kernel and
+    stride 1, else ValueError), or ``"auto"`` with those on the CPU backend."""
     check_algorithm(algorithm)
     fits = tuple(kernel_hw) == (3, 3) and tuple(strides) == (1, 1)
     if algorithm == "winograd" and not fits:
@@ -128,7 +131,7 @@ def conv_output_hw(
 
 
 def _correlate(x, kernel, strides, pads, algorithm: str) -> jax.Array:
-    if _winograd_applies(kernel.shape[:2], strides, algorithm):
+    if uses_winograd(kernel.shape[:2], strides, algorithm):
         return winograd.correlate3x3_valid(_pad_spatial(x, pads), kernel)
     return jax.lax.conv_general_dilated(x, kernel, tuple(strides), pads, dimension_numbers=_DIMENSIONS)
 
@@ -144,11 +147,35 @@ def _adjoint_zero(y, kernel, input_hw, strides, pads, algorithm: str) -> jax.Arr
             input_hw, pads, kernel.shape[:2], strides, y.shape[1:3], strict=True
         )
     )
-    if _winograd_applies(kernel.shape[:2], strides, algorithm):
+    if uses_winograd(kernel.shape[:2], strides, algorithm):
         return winograd.correlate3x3_valid(_pad_spatial(y, transposed_pads), flipped)
     return jax.lax.conv_general_dilated(
         y, flipped, (1, 1), transposed_pads, lhs_dilation=tuple(strides), dimension_numbers=_DIMENSIONS
     )
+
+
+CPU_BATCH_CHUNK = 16
+"""Images per chunk in :func:`map_batch_chunks` where ``algorithm="auto"`` takes Winograd on the
+CPU: 16 images of 32x32x45 make 11.8 MB of transformed tiles, which stay in a 32 MB L3 cache,
+where the whole batch's stream through memory (measurements: benchmarks/README.md)."""
+
+
+def map_batch_chunks(fn, x: jax.Array, *args, size: int = CPU_BATCH_CHUNK) -> jax.Array:
+    """``fn(x, *args)`` computed over chunks of the leading (batch) axis, one after another.
+
+    Each chunk is rematerialized in the backward pass, so its intermediates are made, used and
+    dropped while they still fit the cache. The chunk is ``gcd(batch, size)`` images; a batch of at
+    most ``size`` images, or one whose chunk would be under 4 images, is computed whole. The result
+    equals ``fn(x, *args)`` when ``fn`` treats the batch entries independently.
+    """
+    batch = x.shape[0]
+    chunk = math.gcd(batch, size)
+    if batch <= size or chunk < 4:
+        return fn(x, *args)
+    remat = jax.checkpoint(fn)
+    chunks = x.reshape(batch // chunk, chunk, *x.shape[1:])
+    out = jax.lax.map(lambda c: remat(c, *args), chunks)
+    return out.reshape(batch, *out.shape[2:])
 
 
 def conv(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import jax
 
 from lipjax.ops.activations import get_activation
-from lipjax.ops.conv import PaddingLike, conv, conv_transpose
+from lipjax.ops.conv import PaddingLike, conv, conv_transpose, map_batch_chunks, uses_winograd
 
 
 def convex_potential_lipschitz(scale: float, spectral_norm_bound: float) -> float:
@@ -64,8 +64,16 @@ def convex_potential_conv(
 
     ``K^T`` is the exact adjoint of the strided, padded convolution, so any stride
     and padding keep the layer 1-Lipschitz. ``algorithm`` picks how both
-    convolutions are computed (:data:`lipjax.ops.conv.ALGORITHMS`).
+    convolutions are computed (:data:`lipjax.ops.conv.ALGORITHMS`); where ``"auto"`` takes
+    Winograd on the CPU, the layer runs over batch chunks (:func:`lipjax.ops.conv.map_batch_chunks`),
+    which gives the same result.
     """
     sigma = get_activation(activation)
-    pre = conv(x, kernel, strides, padding, algorithm) + bias
-    return x - scale * conv_transpose(sigma(pre), kernel, x.shape[1:], strides, padding, algorithm)
+
+    def layer(x, kernel, bias, scale):
+        pre = conv(x, kernel, strides, padding, algorithm) + bias
+        return x - scale * conv_transpose(sigma(pre), kernel, x.shape[1:], strides, padding, algorithm)
+
+    if algorithm == "auto" and uses_winograd(kernel.shape[:2], strides, algorithm):
+        return map_batch_chunks(layer, x, kernel, bias, scale)
+    return layer(x, kernel, bias, scale)
