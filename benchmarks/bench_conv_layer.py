@@ -11,8 +11,9 @@ figure):
 - ``direct NHWC`` / ``direct NCHW``: XLA convolutions, differentiated by JAX;
 - ``... +pad16``: channels zero-padded to a multiple of 16 inside the layer (exact);
 - ``winograd``: :mod:`lipjax.ops.winograd` (lipjax's ``algorithm="auto"`` on CPU);
-- ``winograd, chunks of 16``: the same layer mapped over batch chunks of 16 images, each
-  rematerialized, so that its transformed tiles (11.8 MB at 45 channels) stay in the L3 cache;
+- ``winograd, chunks of 16``: the same layer over batch chunks of 16 images
+  (:func:`lipjax.ops.map_batch_chunks`, what ``algorithm="auto"`` does on CPU), so that its
+  transformed tiles (11.8 MB at 45 channels) stay in the L3 cache;
 - ``im2col``: each convolution as one matmul of the 9 shifted copies of its input
   (``(N H W, 9 C) @ (9 C, O)``), differentiated by JAX;
 - ``--torch``: the same layer in PyTorch (``conv2d`` / ``conv_transpose2d``), same process.
@@ -29,7 +30,6 @@ other load inflates medians more than minima. Figures vary by host and versions.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 
@@ -80,18 +80,8 @@ def winograd(x, k, b):
     return ops.convex_potential_conv(x, k, b, 0.5, algorithm="winograd")
 
 
-def in_chunks(layer, size: int):
-    """``layer`` mapped over batch chunks of ``size`` images (fewer where ``size`` does not
-    divide the batch), each chunk rematerialized in the backward pass (its intermediates are
-    recomputed while they fit the cache)."""
-    remat = jax.checkpoint(layer)
-
-    def chunked(x, k, b):
-        chunk = math.gcd(x.shape[0], size)  # divides the batch
-        chunks = x.reshape(x.shape[0] // chunk, chunk, *x.shape[1:])
-        return lax.map(lambda c: remat(c, k, b), chunks).reshape(x.shape)
-
-    return chunked
+def winograd_in_chunks(x, k, b):
+    return ops.map_batch_chunks(winograd, x, k, b, size=16)
 
 
 def _im2col_conv(x, k):
@@ -205,7 +195,7 @@ def main(argv=None) -> int:
     # (name, layer, NCHW?, also inside scan?): one direct variant in scan, where the others cost minutes
     variants = [
         ("winograd", winograd, False, True),
-        ("winograd, chunks of 16", in_chunks(winograd, 16), False, True),
+        ("winograd, chunks of 16", winograd_in_chunks, False, True),
         ("im2col", im2col, False, True),
         ("direct NHWC", direct("NHWC", False), False, True),
         ("direct NHWC +pad16", direct("NHWC", True), False, False),

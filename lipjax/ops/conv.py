@@ -157,7 +157,7 @@ def _adjoint_zero(y, kernel, input_hw, strides, pads, algorithm: str) -> jax.Arr
 CPU_BATCH_CHUNK = 16
 """Images per chunk in :func:`map_batch_chunks` where ``algorithm="auto"`` takes Winograd on the
 CPU: 16 images of 32x32x45 make 11.8 MB of transformed tiles, which stay in a 32 MB L3 cache,
-where the whole batch's stream through memory (measurements: benchmarks/README.md)."""
+where the whole batch's tiles stream through memory (measurements: benchmarks/README.md)."""
 
 
 def map_batch_chunks(fn, x: jax.Array, *args, size: int = CPU_BATCH_CHUNK) -> jax.Array:
