@@ -46,10 +46,16 @@ def make_head(head: str, num_classes: int) -> nn.Module:
     raise ValueError(f"head must be 'lln' or 'truncate'; got {head!r}")
 
 
-def _stack(layer: nn.Module, depth: int, remat: bool = False) -> list[nn.Module]:
+def _stack(layer: nn.Module, depth: int, remat: bool = False, unroll: int = 1) -> list[nn.Module]:
     if depth < 0:
         raise ValueError(f"layer count must be >= 0; got {depth}")
-    return [L.Repeat(layer, depth, remat=remat)] if depth else []
+    return [L.Repeat(layer, depth, remat=remat, unroll=unroll)] if depth else []
+
+
+DENSE_UNROLL = 8
+"""Dense CPL stacks of at most this many layers run unrolled (:class:`lipjax.layers.Repeat`'s
+``unroll``): their wide weights then stay in place instead of being sliced out of the stacked
+parameters each iteration; deeper stacks keep one layer per iteration and a flat compile time."""
 
 
 def _normalize(mean, std) -> list[nn.Module]:
@@ -111,6 +117,7 @@ def cpl_network(
         _stack(
             L.ConvexPotentialDense(features, activation=activation, power_iters=power_iters, step=step),
             linear_layers,
+            unroll=linear_layers if linear_layers <= DENSE_UNROLL else 1,
         )
         if linear_layers
         else []

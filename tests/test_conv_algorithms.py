@@ -10,6 +10,7 @@ from test_layers import IMAGE, LAYERS
 
 from lipjax import layers as L
 from lipjax import ops
+from lipjax.ops import winograd
 from lipjax.ops.conv import circular_pads
 
 PADDINGS = ["SAME", "VALID", "CIRCULAR", ((0, 2), (2, 0)), ((3, 0), (0, 1))]
@@ -145,6 +146,30 @@ def _primitives(fn, *args) -> set[str]:
     return set(walk(jax.make_jaxpr(fn)(*args).jaxpr))
 
 
+@pytest.mark.parametrize("tile", [2, 4])
+@pytest.mark.parametrize("hw", [(3, 3), (4, 5), (9, 6), (11, 13)], ids=str)
+def test_winograd_tiles_match_the_valid_correlation_in_value_gradient_and_jvp(tile, hw):
+    """Every output size, whole tiles or not, against XLA's convolution: F(2x2, 3x3) and F(4x4, 3x3)."""
+    x, kernel, _ = _data(hw, 5, 3)
+    fast = lambda x, k: winograd.correlate3x3_valid(x, k, tile)  # noqa: E731
+    plain = lambda x, k: reference_conv(x, k, (1, 1), "VALID")  # noqa: E731
+    _close(fast(x, kernel), plain(x, kernel))
+    cotangent = jax.random.normal(jax.random.key(1), plain(x, kernel).shape)
+    _close(jax.vjp(fast, x, kernel)[1](cotangent), jax.vjp(plain, x, kernel)[1](cotangent))
+    tangents = (jnp.flip(x, 1), 0.1 * kernel**2)
+    _close(jax.jvp(fast, (x, kernel), tangents), jax.jvp(plain, (x, kernel), tangents))
+
+
+def test_winograd_tile_follows_the_dtype_and_bad_tiles_are_refused():
+    assert winograd.tile_for(jnp.float32) == winograd.tile_for(jnp.float64) == 4
+    assert winograd.tile_for(jnp.bfloat16) == winograd.tile_for(jnp.float16) == 2
+    x, kernel, _ = _data((6, 6), 3, 4)
+    with pytest.raises(ValueError, match="tile must be one of"):
+        winograd.correlate3x3_valid(x, kernel, 3)
+    with pytest.raises(ValueError, match="smaller than the 3x3 kernel"):
+        winograd.correlate3x3_valid(x[:, :2], kernel)
+
+
 def test_auto_takes_winograd_for_3x3_stride_1_on_cpu_and_direct_otherwise():
     assert jax.default_backend() == "cpu"
     x, kernel, _ = _data((6, 6), 3, 4)
@@ -242,3 +267,28 @@ def test_repeat_with_remat_matches_without_in_outputs_gradients_and_power_iterat
     _close(value_r, value)
     _close(grads_r, grads)
     _close(updates_r, updates)
+
+
+@pytest.mark.parametrize("unroll", [2, 3])
+def test_unrolled_repeat_matches_the_loop_in_outputs_gradients_and_power_iteration(unroll):
+    x = jax.random.uniform(jax.random.key(0), (4, 6))
+    loop, unrolled = (L.Repeat(L.ConvexPotentialDense(5), 3, unroll=u) for u in (1, unroll))
+    variables = loop.init(jax.random.key(1), x)
+    assert jax.tree.structure(variables) == jax.tree.structure(unrolled.init(jax.random.key(1), x))
+
+    def loss(model, params):
+        out, updates = model.apply(
+            {**variables, "params": params}, x, update_stats=True, mutable=[L.POWER_ITERATION]
+        )
+        return jnp.sum(out**2), updates
+
+    results = [
+        jax.jit(jax.value_and_grad(lambda p, m=m: loss(m, p), has_aux=True))(variables["params"])
+        for m in (loop, unrolled)
+    ]
+    _close(results[1], results[0])
+
+
+def test_repeat_refuses_a_bad_unroll():
+    with pytest.raises(ValueError, match="unroll must be a positive int"):
+        L.Repeat(L.ConvexPotentialDense(5), 3, unroll=0)

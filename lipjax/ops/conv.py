@@ -156,8 +156,9 @@ def _adjoint_zero(y, kernel, input_hw, strides, pads, algorithm: str) -> jax.Arr
 
 CPU_BATCH_CHUNK = 16
 """Images per chunk in :func:`map_batch_chunks` where ``algorithm="auto"`` takes Winograd on the
-CPU: 16 images of 32x32x45 make 11.8 MB of transformed tiles, which stay in a 32 MB L3 cache,
-where the whole batch's tiles stream through memory (measurements: benchmarks/README.md)."""
+CPU: 16 images of 32x32x45 make 6.6 MB of F(4x4, 3x3) tiles (11.8 MB of F(2x2, 3x3) ones), which
+stay in a 32 MB L3 cache, where the whole batch's tiles stream through memory (measurements:
+benchmarks/README.md)."""
 
 
 def map_batch_chunks(fn, x: jax.Array, *args, size: int = CPU_BATCH_CHUNK) -> jax.Array:
