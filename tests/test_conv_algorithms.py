@@ -244,13 +244,12 @@ def test_every_layer_family_member_is_in_the_forward_mode_table():
     assert IMAGE[0] % 2 == 0  # the conv rows exercise the Winograd path (3x3, stride 1)
 
 
-def test_repeat_with_remat_matches_without_in_outputs_gradients_and_power_iteration():
-    from lipjax import models
-
-    x = jax.random.uniform(jax.random.key(0), (2, 4, 4, 3))
-    plain, remat = (models.cpl_network(2, 4, 1, 8, pool=2, remat=flag) for flag in (False, True))
-    variables = plain.init(jax.random.key(1), x)
-    assert jax.tree.structure(variables) == jax.tree.structure(remat.init(jax.random.key(1), x))
+def _equivalent_training_signals(models_, x):
+    """Asserts that ``models_`` (same variable tree) give one training signal on ``x``: the loss
+    ``sum(out^2)``, its parameter gradients and the power-iteration updates, from shared variables."""
+    variables = models_[0].init(jax.random.key(1), x)
+    for model in models_[1:]:
+        assert jax.tree.structure(variables) == jax.tree.structure(model.init(jax.random.key(1), x))
 
     def loss(model, params):
         out, updates = model.apply(
@@ -258,35 +257,27 @@ def test_repeat_with_remat_matches_without_in_outputs_gradients_and_power_iterat
         )
         return jnp.sum(out**2), updates
 
-    (value, updates), grads = jax.jit(jax.value_and_grad(lambda p: loss(plain, p), has_aux=True))(
-        variables["params"]
+    first, *others = (
+        jax.jit(jax.value_and_grad(lambda p, m=m: loss(m, p), has_aux=True))(variables["params"])
+        for m in models_
     )
-    (value_r, updates_r), grads_r = jax.jit(jax.value_and_grad(lambda p: loss(remat, p), has_aux=True))(
-        variables["params"]
+    for result in others:
+        _close(result, first)
+
+
+def test_repeat_with_remat_matches_without_in_outputs_gradients_and_power_iteration():
+    from lipjax import models
+
+    x = jax.random.uniform(jax.random.key(0), (2, 4, 4, 3))
+    _equivalent_training_signals(
+        [models.cpl_network(2, 4, 1, 8, pool=2, remat=flag) for flag in (False, True)], x
     )
-    _close(value_r, value)
-    _close(grads_r, grads)
-    _close(updates_r, updates)
 
 
 @pytest.mark.parametrize("unroll", [2, 3])
 def test_unrolled_repeat_matches_the_loop_in_outputs_gradients_and_power_iteration(unroll):
     x = jax.random.uniform(jax.random.key(0), (4, 6))
-    loop, unrolled = (L.Repeat(L.ConvexPotentialDense(5), 3, unroll=u) for u in (1, unroll))
-    variables = loop.init(jax.random.key(1), x)
-    assert jax.tree.structure(variables) == jax.tree.structure(unrolled.init(jax.random.key(1), x))
-
-    def loss(model, params):
-        out, updates = model.apply(
-            {**variables, "params": params}, x, update_stats=True, mutable=[L.POWER_ITERATION]
-        )
-        return jnp.sum(out**2), updates
-
-    results = [
-        jax.jit(jax.value_and_grad(lambda p, m=m: loss(m, p), has_aux=True))(variables["params"])
-        for m in (loop, unrolled)
-    ]
-    _close(results[1], results[0])
+    _equivalent_training_signals([L.Repeat(L.ConvexPotentialDense(5), 3, unroll=u) for u in (1, unroll)], x)
 
 
 def test_repeat_refuses_a_bad_unroll():

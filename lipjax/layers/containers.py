@@ -47,8 +47,8 @@ class Repeat(nn.Module):
     ``unroll`` layers run per loop iteration (``depth`` unrolls fully; the parameters stay
     stacked either way). Unrolling a few wide dense layers lets XLA keep their weights and
     gradients in place instead of slicing them out of, and back into, the stacked arrays each
-    iteration: the 7 dense CPLs of 2048 units of CPL-S train about 1.7x faster on the CPU
-    fully unrolled (benchmarks/README.md), for a compile time that grows with ``unroll``.
+    iteration: 7 dense CPLs of 2048 units (CPL-S's dense part) trained about 1.7x faster on
+    the development CPU fully unrolled (benchmarks/README.md), for a compile time that grows with ``unroll``.
     """
 
     layer: nn.Module

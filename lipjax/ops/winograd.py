@@ -39,9 +39,9 @@ class MinimalFiltering:
     output_t: np.ndarray  # (m, m + 2)
 
     @property
-    def tile(self) -> int:
-        """m, the side of the output tile."""
-        return self.output_t.shape[0]
+    def output_matrix(self) -> np.ndarray:
+        """``A^T m A`` for all m x m outputs of a tile at once, as an (m^2, (m + 2)^2) matrix."""
+        return np.einsum("xa,yb->xyab", self.output_t, self.output_t).reshape(self.output_t.shape[0] ** 2, -1)
 
 
 # Interpolation points (0, 1, -1, inf) and (0, 1, -1, 2, -2, inf): Lavin & Gray, section 4.
@@ -150,8 +150,7 @@ def correlate3x3_valid(p: jax.Array, kernel: jax.Array, tile: int | None = None)
     )
     # A^T m A for all tiles as one (m^2, a^2) matmul: its transpose (the gradient) is again one
     # matmul, about 1.7x faster on the CPU than the transpose of the same sums written as slices.
-    output = np.einsum("xa,yb->xyab", filtering.output_t, filtering.output_t).reshape(tile * tile, -1)
-    y = jnp.einsum("st,tmo->smo", jnp.asarray(output, p.dtype), m)
+    y = jnp.einsum("st,tmo->smo", jnp.asarray(filtering.output_matrix, p.dtype), m)
     y = y.reshape(tile, tile, n, tiles_h, tiles_w, -1).transpose(2, 3, 0, 4, 1, 5)
     y = y.reshape(n, tile * tiles_h, tile * tiles_w, -1)
     return y[:, :out_h, :out_w, :]
