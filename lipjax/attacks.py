@@ -251,17 +251,20 @@ def _min_distance(apply_fn, x, overshoot, steps, bisections, clip):
     adv = jnp.where(_per_example(~found & last, x), z, adv)
     found = found | last
 
-    # Bisection on the segment [x, adv]: the sign flips somewhere on it.
-    def bisect(_, bounds):
-        lo, hi = bounds
+    # Bisection on the segment [x, adv]: the sign flips somewhere on it. The point returned is
+    # the last one evaluated as flipped, not recomputed from ``hi``: near the boundary a
+    # recomputation rounded otherwise (another fusion, another backend) can land on the
+    # unflipped side.
+    def bisect(_, carry):
+        lo, hi, flipped_point = carry
         mid = 0.5 * (lo + hi)
         point = x + _per_example(mid, x) * (adv - x)
         flipped = jnp.sign(logit(point)) != sign0
-        return jnp.where(flipped, lo, mid), jnp.where(flipped, mid, hi)
+        flipped_point = jnp.where(_per_example(flipped, x), point, flipped_point)
+        return jnp.where(flipped, lo, mid), jnp.where(flipped, mid, hi), flipped_point
 
     ones = jnp.ones(x.shape[0], x.dtype)
-    _, hi = jax.lax.fori_loop(0, bisections, bisect, (0.0 * ones, ones))
-    adv = x + _per_example(hi, x) * (adv - x)
+    _, _, adv = jax.lax.fori_loop(0, bisections, bisect, (0.0 * ones, ones, adv))
     distance = jnp.where(found, _norms(adv - x), jnp.inf)
     return adv, distance
 
