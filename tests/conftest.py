@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +11,14 @@ import optax
 import pytest
 
 from lipjax.layers import POWER_ITERATION
+
+# The tests compare float32 results (and exact Jacobians) to float32 tolerance. On GPUs and TPUs
+# JAX's default matmul/convolution precision uses TF32 or bf16 passes (about 1e-3 relative), which
+# no such tolerance survives: run the tests at full float32 precision on every backend, unless the
+# environment chooses a precision (JAX_DEFAULT_MATMUL_PRECISION=default runs them as training
+# does). Certification sets full precision itself (lipjax.export.CERTIFIED_PRECISION).
+if "JAX_DEFAULT_MATMUL_PRECISION" not in os.environ:
+    jax.config.update("jax_default_matmul_precision", "highest")
 
 
 def train_a_few_steps(model, variables, x, steps: int = 3, learning_rate: float = 1e-2):

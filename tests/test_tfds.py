@@ -10,11 +10,13 @@ prepared dataset. Needs the ``tfds`` extra (``pip install ".[test,tfds]"``).
 import chex
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
-from tensorflow_datasets.image_classification import mnist as tfds_mnist
 
 from lipjax import data
 from lipjax.data.tfds import load_tfds
+
+# A clean skip, not a collection error, where the optional extra is not installed.
+tfds = pytest.importorskip("tensorflow_datasets", reason="needs the tfds extra: pip install '.[test,tfds]'")
+tfds_mnist = pytest.importorskip("tensorflow_datasets.image_classification.mnist")
 
 SIZES = {"train": 20, "test": 7}
 

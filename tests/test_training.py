@@ -124,6 +124,8 @@ def test_logged_learning_rate_is_the_schedule_at_the_step(full_run):
     # the rate of the update that produced step s is the schedule at optimizer count s - 1
     np.testing.assert_allclose([r["lr"] for r in rows], [float(schedule(r["step"] - 1)) for r in rows])
     assert rows[0]["lr"] > 0
+    seconds = [r["seconds"] for r in rows]
+    assert 0 < seconds[0] and all(a < b for a, b in zip(seconds, seconds[1:], strict=False)), seconds
 
 
 def test_num_train_steps_stops_early_keeping_the_schedule(resumed_run):
@@ -213,7 +215,8 @@ SHARDING_SCRIPT = textwrap.dedent(
 
 
 def test_sharded_step_matches_single_device():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    # 4 CPU devices, also on a machine with a GPU (where JAX would otherwise take the GPU alone)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     proc = subprocess.run(
         [sys.executable, "-c", SHARDING_SCRIPT],
         env=env,

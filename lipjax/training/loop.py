@@ -197,7 +197,9 @@ def train_and_evaluate(
         check_finite(means, step, epoch, where_last_good())
         # the rate the last update used: the optimizer's own schedule at its step count
         lr = float(experiment.schedule(step - 1))
-        writer.write(step, "train", epoch=epoch, lr=lr, **means)
+        # wall seconds since this process began training: epoch times are differences of rows
+        seconds = time.perf_counter() - t_train
+        writer.write(step, "train", epoch=epoch, lr=lr, seconds=seconds, **means)
         if pbar is not None:
             pbar.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means['accuracy']:.3f}")
         window.clear()
