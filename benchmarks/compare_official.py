@@ -1,23 +1,31 @@
-"""CPL-S train step: lipjax against the official PyTorch code of Meunier et al., alternately, in one run.
+"""CPL train steps: lipjax against the official PyTorch code of Meunier et al., alternately, in one run.
 
 Run:
   git clone https://github.com/MILES-PSL/Convex-Potential-Layer /path/to/official
   pip install torch==2.13.0        # optional benchmark dependency (CPU build)
   PYTHONPATH=. python benchmarks/compare_official.py --official /path/to/official [--batch 64]
+  # on a GPU, the paper's batch and both sizes:
+  PYTHONPATH=. python benchmarks/compare_official.py --official /path/to/official \
+      --batch 256 --sizes S M --algorithms direct winograd
 
-Both sides train the Table 1 CPL-S network (20 conv CPLs of 45 channels, 7 dense
-CPLs of 2048 features, normalised last layer) on the same random batch with Adam
-(lr 1e-3), the multi-margin hinge (margin 0.7) and one power-iteration step per
-layer. The official model is imported from the checkout, never copied; its
-``util.py`` imports attack libraries (advertorch, autoattack, pandas) that
-training does not use: when they are not installed, empty placeholder modules
-stand in for them so that the model can be imported.
+Both sides train a Table 1 network (CPL-S: 20 conv CPLs of 45 channels, 7 dense
+CPLs of 2048 features; ``--sizes`` picks others) with a normalised last layer on
+the same random batch with Adam (lr 1e-3), the multi-margin hinge (margin 0.7)
+and one power-iteration step per layer. Where JAX runs on a GPU and PyTorch sees
+one, both sides run there; PyTorch then lets cuDNN pick its convolution
+algorithms (``cudnn.benchmark``), as the official trainer does.
+
+The official model is imported from the checkout, never copied; its ``util.py``
+imports attack libraries (advertorch, autoattack, pandas) that training does not
+use: when they are not installed, empty placeholder modules stand in for them so
+that the model can be imported.
 
 The script alternates ``--rounds`` blocks of ``--steps`` steps of each side and
-prints the median step time of each, images/s, the ratio, the model FLOPs per
-step (direct-convolution count) as GFLOP/s against this machine's measured
-float32 matmul peak, and lipjax's compile time, for each ``--algorithms`` value
-(how lipjax computes the 3x3 convolutions: ``auto``, ``winograd``, ``direct``).
+prints the median step time of each, images/s, the ratio, the time of one
+CIFAR-10 epoch (50,000 images) at that rate, the model FLOPs per step
+(direct-convolution count) as GFLOP/s against this machine's measured float32
+matmul peak, and lipjax's compile time, for each ``--algorithms`` value (how
+lipjax computes the 3x3 convolutions: ``auto``, ``winograd``, ``direct``).
 Figures describe the machine and library versions they ran on.
 """
 
@@ -37,34 +45,47 @@ from bench_common import fastest, machine, step_and_arguments
 
 from lipjax import models
 
-CHANNELS, CONV_LAYERS, LINEAR_LAYERS, FEATURES, CLASSES = 45, 20, 7, 2048, 10
+CLASSES, CIFAR10_TRAIN_IMAGES = 10, 50_000
 
 
-def cpl_s_flops(batch: int) -> float:
+def cpl_flops(size: models.CPLSize, batch: int) -> float:
     """Multiply-adds x 2 of one train step with direct convolutions: each CPL runs two
     convolutions (or matmuls) forward and four backward."""
-    conv = 2 * batch * 32 * 32 * 9 * CHANNELS * CHANNELS
-    dense = 2 * batch * CHANNELS * 8 * 8 * FEATURES
-    return 6 * (CONV_LAYERS * conv + LINEAR_LAYERS * dense)
+    conv = 2 * batch * 32 * 32 * 9 * size.channels**2
+    dense = 2 * batch * size.channels * 8 * 8 * size.features
+    return 6 * (size.conv_layers * conv + size.linear_layers * dense)
 
 
-def matmul_peak(torch=None, n: int = 2048) -> tuple[float, float | None]:
-    """Float32 GFLOP/s of an n^3 matmul in XLA (and in PyTorch when given)."""
+def matmul_peak(torch=None, device: str = "cpu", n: int = 2048) -> tuple[float, float | None]:
+    """Float32 GFLOP/s of an n^3 matmul in XLA (and in PyTorch on ``device`` when given), each
+    at its library's default precision (on recent GPUs XLA's default uses TF32 passes)."""
+    if device != "cpu":
+        n = 8192  # a 2048^3 product is too short to time a GPU
     a = jax.random.normal(jax.random.key(0), (n, n))
     dot = jax.jit(jnp.dot)
     xla = 2 * n**3 / fastest(lambda: dot(a, a).block_until_ready(), 5) / 1e9
     if torch is None:
         return xla, None
-    t = torch.randn(n, n)
-    return xla, 2 * n**3 / fastest(lambda: torch.mm(t, t), 5) / 1e9
+    t = torch.randn(n, n, device=device)
+
+    def mm():
+        torch.mm(t, t)
+        _synchronize(torch, device)
+
+    return xla, 2 * n**3 / fastest(mm, 5) / 1e9
+
+
+def _synchronize(torch, device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 # --- lipjax ------------------------------------------------------------------------------
 
 
-def lipjax_step(algorithm: str, batch: int):
-    """lipjax's CPL-S train step (buffers donated) as a blocking call, and its compile seconds."""
-    step, arguments = step_and_arguments(models.cpl("S", conv_algorithm=algorithm), batch, donate=True)
+def lipjax_step(size: str, algorithm: str, batch: int):
+    """lipjax's CPL train step (buffers donated) as a blocking call, and its compile seconds."""
+    step, arguments = step_and_arguments(models.cpl(size, conv_algorithm=algorithm), batch, donate=True)
     start = time.perf_counter()
     compiled = step.lower(*arguments).compile()
     compile_s = time.perf_counter() - start
@@ -103,8 +124,9 @@ def _placeholders_for_attack_libraries() -> list[str]:
     return missing
 
 
-def official_step(path: str, batch: int, torch):
-    """The official ConvexPotentialLayerNetwork (CPL-S widths) with its Adam/hinge step."""
+def official_step(path: str, size: models.CPLSize, batch: int, torch, device: str):
+    """The official ConvexPotentialLayerNetwork (``size``'s widths) with its Adam/hinge step on
+    ``device``."""
     if not os.path.isfile(os.path.join(path, "model.py")):
         raise SystemExit(
             f"--official {path!r}: no model.py there; pass a checkout of MILES-PSL/Convex-Potential-Layer"
@@ -118,26 +140,41 @@ def official_step(path: str, batch: int, torch):
             sys.modules.pop(name, None)
             sys.modules.pop(name.split(".")[0], None)
     torch.manual_seed(0)
-    net = official.ConvexPotentialLayerNetwork(
-        depth=CONV_LAYERS,
-        num_classes=CLASSES,
-        depth_linear=LINEAR_LAYERS,
-        conv_size=CHANNELS,
-        num_channels=CHANNELS,
-        n_features=FEATURES,
-        use_lln=True,
-    ).train()
+    net = (
+        official.ConvexPotentialLayerNetwork(
+            depth=size.conv_layers,
+            num_classes=CLASSES,
+            depth_linear=size.linear_layers,
+            conv_size=size.channels,
+            num_channels=size.channels,
+            n_features=size.features,
+            use_lln=True,
+        )
+        .to(device)
+        .train()
+    )
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    x = torch.rand(batch, 3, 32, 32)
-    y = torch.randint(0, CLASSES, (batch,))
+    x = torch.rand(batch, 3, 32, 32, device=device)
+    y = torch.randint(0, CLASSES, (batch,), device=device)
 
     def run():
         optimizer.zero_grad()
         loss = torch.nn.functional.multi_margin_loss(net(x), y, margin=0.7)
         loss.backward()
         optimizer.step()
+        _synchronize(torch, device)
 
     return run, placeholders
+
+
+def set_gpu_precision(choice: str, torch) -> None:
+    """``"tf32"``: TF32 in PyTorch's matmuls too (JAX's default has it everywhere); ``"float32"``:
+    full float32 in both libraries; ``"defaults"``: leave both as they are."""
+    if choice == "tf32":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    elif choice == "float32":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        jax.config.update("jax_default_matmul_precision", "highest")
 
 
 def median_step(run, steps: int) -> float:
@@ -149,54 +186,84 @@ def median_step(run, steps: int) -> float:
     return statistics.median(times)
 
 
+def compare(args, size_name: str, torch, device: str, peaks: tuple[float, float]) -> None:
+    """Prints one size's comparison: each side's median step, images/s, epoch time, GFLOP/s."""
+    size = models.CPL_SIZES[size_name]
+    theirs, placeholders = official_step(args.official, size, args.batch, torch, device)
+    if placeholders:
+        print(f"(placeholders for unused imports of the official util.py: {', '.join(placeholders)})")
+    ours = {}
+    for algorithm in args.algorithms:
+        ours[algorithm], compile_s = lipjax_step(size_name, algorithm, args.batch)
+        print(f"lipjax CPL-{size_name} conv_algorithm={algorithm}: compile {compile_s:.1f} s")
+    for run in (theirs, *ours.values()):
+        run()  # warm-up (and cuDNN's algorithm search)
+    times = {name: [] for name in ("official", *ours)}
+    for _ in range(args.rounds):
+        times["official"].append(median_step(theirs, args.steps))
+        for algorithm, run in ours.items():
+            times[algorithm].append(median_step(run, args.steps))
+    flops = cpl_flops(size, args.batch)
+    official = statistics.median(times["official"])
+    print(
+        f"CPL-{size_name} train step, batch {args.batch}, {flops / 1e9:.0f} GFLOP (direct count), "
+        f"median of {args.rounds} blocks of {args.steps} steps:"
+    )
+    for name, block_times in times.items():
+        t = statistics.median(block_times)
+        label = "official PyTorch" if name == "official" else f"lipjax ({name})"
+        peak = peaks[1] if name == "official" else peaks[0]
+        print(
+            f"  {label:<20} {t * 1e3:8.1f} ms  {args.batch / t:7.1f} images/s  "
+            f"CIFAR-10 epoch {CIFAR10_TRAIN_IMAGES * t / args.batch:6.1f} s  "
+            f"{flops / t / 1e9:6.0f} GFLOP/s ({flops / t / 1e9 / peak:.0%} of its matmul peak)  "
+            f"ratio to official {official / t:.2f}"
+        )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--official", required=True, help="path of a checkout of MILES-PSL/Convex-Potential-Layer"
     )
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--sizes", nargs="+", default=["S"], choices=sorted(models.CPL_SIZES))
     parser.add_argument("--steps", type=int, default=3, help="steps per block")
     parser.add_argument("--rounds", type=int, default=3, help="alternating blocks per side")
     parser.add_argument("--algorithms", nargs="+", default=["auto", "direct"])
+    parser.add_argument(
+        "--gpu-precision",
+        choices=("defaults", "tf32", "float32"),
+        default="defaults",
+        help="on a GPU: each library's default (JAX: TF32 passes in matmuls and convolutions; PyTorch: "
+        "in cuDNN convolutions only), TF32 in both, or full float32 in both",
+    )
     args = parser.parse_args(argv)
     try:
         import torch
     except ImportError:
         raise SystemExit("PyTorch is needed for the official code: pip install torch==2.13.0") from None
-    torch.set_num_threads(os.cpu_count() or 1)
+    device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    else:
+        torch.backends.cudnn.benchmark = True  # as the official trainer sets it
+        set_gpu_precision(args.gpu_precision, torch)
     print(f"command: python {' '.join(sys.argv)}")
-    print(f"machine: {machine()}; torch {torch.__version__}")
-    xla_peak, torch_peak = matmul_peak(torch)
-    print(f"float32 2048^3 matmul: XLA {xla_peak:.0f} GFLOP/s, PyTorch {torch_peak:.0f} GFLOP/s")
-    theirs, placeholders = official_step(args.official, args.batch, torch)
-    if placeholders:
-        print(f"(placeholders for unused imports of the official util.py: {', '.join(placeholders)})")
-    ours = {}
-    for algorithm in args.algorithms:
-        ours[algorithm], compile_s = lipjax_step(algorithm, args.batch)
-        print(f"lipjax conv_algorithm={algorithm}: compile {compile_s:.1f} s")
-    for run in (theirs, *ours.values()):
-        run()  # warm-up
-    times = {name: [] for name in ("official", *ours)}
-    for _ in range(args.rounds):
-        times["official"].append(median_step(theirs, args.steps))
-        for algorithm, run in ours.items():
-            times[algorithm].append(median_step(run, args.steps))
-    flops = cpl_s_flops(args.batch)
-    official = statistics.median(times["official"])
-    print(
-        f"CPL-S train step, batch {args.batch}, {flops / 1e9:.0f} GFLOP (direct count), "
-        f"median of {args.rounds} blocks:"
-    )
-    for name, block_times in times.items():
-        t = statistics.median(block_times)
-        label = "official PyTorch" if name == "official" else f"lipjax ({name})"
-        peak = torch_peak if name == "official" else xla_peak
+    print(f"machine: {machine()}; torch {torch.__version__} on {device}")
+    if device == "cuda":
         print(
-            f"  {label:<20} {t * 1e3:8.0f} ms  {args.batch / t:6.1f} images/s  "
-            f"{flops / t / 1e9:5.0f} GFLOP/s ({flops / t / 1e9 / peak:.0%} of its matmul peak)  "
-            f"ratio to official {official / t:.2f}"
+            f"  {torch.cuda.get_device_name()}; PyTorch TF32: "
+            f"matmul {torch.backends.cuda.matmul.allow_tf32}, cuDNN {torch.backends.cudnn.allow_tf32}; "
+            f"JAX matmul precision: {jax.config.jax_default_matmul_precision or 'default'}"
         )
+    peaks = matmul_peak(torch, device)
+    print(
+        f"float32 matmul at each library's precision setting: XLA {peaks[0]:.0f} GFLOP/s, "
+        f"PyTorch {peaks[1]:.0f} GFLOP/s"
+    )
+    for size_name in args.sizes:
+        compare(args, size_name, torch, device, peaks)
     return 0
 
 

@@ -50,8 +50,9 @@ where it applies on the CPU backend, direct elsewhere. Training layers use
 ``"auto"``: XLA's CPU backend runs the convolutions that reverse-mode autodiff
 emits (kernel gradient, transposed convolution) several times slower than plain
 ones, while Winograd's gradients are batched matmuls (measurements:
-benchmarks/README.md). GPUs and TPUs keep their vendor convolutions, which were
-not measured against Winograd here."""
+benchmarks/README.md). GPUs and TPUs keep their vendor convolutions: on an H100,
+cuDNN's beat Winograd in the CPL-S and CPL-M train steps (50 against 79 ms, 61
+against 142 ms at batch 256); TPUs were not measured."""
 
 
 def check_algorithm(algorithm: str, where: str = "conv") -> str:
