@@ -6,6 +6,7 @@ import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.ad_checkpoint import checkpoint_name
 from test_layers import IMAGE, LAYERS
 
 from lipjax import layers as L
@@ -118,6 +119,24 @@ def test_map_batch_chunks_equals_the_whole_batch_in_value_gradient_and_jvp(batch
     _close(jax.jvp(chunks, (x, w), (x, w))[1], jax.jvp(fn, (x, w), (x, w))[1])
 
 
+def test_map_batch_chunks_keeps_the_named_intermediates_instead_of_recomputing_them():
+    x = jax.random.normal(jax.random.key(0), (32, 3))
+    w = jnp.array([[0.5, -1.0], [2.0, 0.3], [-0.7, 1.1]])
+
+    def fn(x, w):
+        return jnp.tanh(checkpoint_name(x @ w, "product")) * x[:, :1]
+
+    def dots(keep):
+        chunks = lambda x, w: ops.map_batch_chunks(fn, x, w, size=16, keep=keep)  # noqa: E731
+        grad = jax.grad(lambda x, w: (chunks(x, w) ** 2).sum(), argnums=(0, 1))
+        names = list(_primitive_list(grad, x, w))
+        _close(grad(x, w), jax.grad(lambda x, w: (fn(x, w) ** 2).sum(), argnums=(0, 1))(x, w))
+        return names.count("dot_general")
+
+    # Forward x @ w, the backward's two products, and, without ``keep``, x @ w once more.
+    assert dots(keep=("product",)) == dots(keep=()) - 1
+
+
 def test_auto_cpl_conv_runs_in_batch_chunks_and_matches_direct():
     kx, kk = jax.random.split(jax.random.key(3))
     x = jax.random.normal(kx, (48, 6, 6, 5))
@@ -137,13 +156,17 @@ def test_auto_cpl_conv_runs_in_batch_chunks_and_matches_direct():
 
 
 def _primitives(fn, *args) -> set[str]:
+    return set(_primitive_list(fn, *args))
+
+
+def _primitive_list(fn, *args) -> list[str]:
     def walk(jaxpr):
         for eqn in jaxpr.eqns:
             yield eqn.primitive.name
             for sub in jax.extend.core.jaxprs_in_params(eqn.params):
                 yield from walk(sub)
 
-    return set(walk(jax.make_jaxpr(fn)(*args).jaxpr))
+    return list(walk(jax.make_jaxpr(fn)(*args).jaxpr))
 
 
 @pytest.mark.parametrize("tile", [2, 4])
@@ -158,6 +181,36 @@ def test_winograd_tiles_match_the_valid_correlation_in_value_gradient_and_jvp(ti
     _close(jax.vjp(fast, x, kernel)[1](cotangent), jax.vjp(plain, x, kernel)[1](cotangent))
     tangents = (jnp.flip(x, 1), 0.1 * kernel**2)
     _close(jax.jvp(fast, (x, kernel), tangents), jax.jvp(plain, (x, kernel), tangents))
+
+
+@pytest.mark.parametrize("channels,outputs", [(15, 31), (30, 16)])
+def test_winograd_with_lane_padded_channels_matches_the_valid_correlation(channels, outputs):
+    """Channel counts padded to whole vectors inside the transform (15 -> 16, 30 and 31 -> 32)."""
+    assert winograd.lane_padded(channels) > channels or winograd.lane_padded(outputs) > outputs
+    kx, kk = jax.random.split(jax.random.key(5))
+    x = jax.random.normal(kx, (2, 9, 7, channels))
+    kernel = 0.2 * jax.random.normal(kk, (3, 3, channels, outputs))
+    fast = jax.jit(winograd.correlate3x3_valid)
+    plain = lambda x, k: reference_conv(x, k, (1, 1), "VALID")  # noqa: E731
+    assert fast(x, kernel).shape == plain(x, kernel).shape
+    _close(fast(x, kernel), plain(x, kernel))
+    cotangent = jax.random.normal(jax.random.key(1), plain(x, kernel).shape)
+    _close(jax.vjp(fast, x, kernel)[1](cotangent), jax.vjp(plain, x, kernel)[1](cotangent))
+    _close(jax.jvp(fast, (x, kernel), (x, kernel)), jax.jvp(plain, (x, kernel), (x, kernel)))
+
+
+def test_lane_padding_adds_at_most_an_eighth_of_the_channels():
+    assert [winograd.lane_padded(c) for c in (3, 5, 16, 30, 33, 45, 48, 100, 120)] == [
+        3,
+        5,
+        16,
+        32,
+        33,
+        48,
+        48,
+        112,
+        128,
+    ]
 
 
 def test_winograd_tile_follows_the_dtype_and_bad_tiles_are_refused():

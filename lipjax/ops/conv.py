@@ -162,19 +162,24 @@ stay in a 32 MB L3 cache, where the whole batch's tiles stream through memory (m
 benchmarks/README.md)."""
 
 
-def map_batch_chunks(fn, x: jax.Array, *args, size: int = CPU_BATCH_CHUNK) -> jax.Array:
+def map_batch_chunks(
+    fn, x: jax.Array, *args, size: int = CPU_BATCH_CHUNK, keep: Sequence[str] = ()
+) -> jax.Array:
     """``fn(x, *args)`` computed over chunks of the leading (batch) axis, one after another.
 
     Each chunk is rematerialized in the backward pass, so its intermediates are made, used and
-    dropped while they still fit the cache. The chunk is ``gcd(batch, size)`` images; a batch of at
-    most ``size`` images, or one whose chunk would be under 4 images, is computed whole. The result
-    equals ``fn(x, *args)`` when ``fn`` treats the batch entries independently.
+    dropped while they still fit the cache. ``keep``: names of intermediates, tagged in ``fn`` with
+    :func:`jax.ad_checkpoint.checkpoint_name`, that the backward pass keeps instead of recomputing.
+    The chunk is ``gcd(batch, size)`` images; a batch of at most ``size`` images, or one whose
+    chunk would be under 4 images, is computed whole. The result equals ``fn(x, *args)`` when
+    ``fn`` treats the batch entries independently.
     """
     batch = x.shape[0]
     chunk = math.gcd(batch, size)
     if batch <= size or chunk < 4:
         return fn(x, *args)
-    remat = jax.checkpoint(fn)
+    policy = jax.checkpoint_policies.save_only_these_names(*keep) if keep else None
+    remat = jax.checkpoint(fn, policy=policy)
     chunks = x.reshape(batch // chunk, chunk, *x.shape[1:])
     out = jax.lax.map(lambda c: remat(c, *args), chunks)
     return out.reshape(batch, *out.shape[2:])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import jax
+from jax.ad_checkpoint import checkpoint_name
 
 from lipjax.ops.activations import get_activation
 from lipjax.ops.conv import PaddingLike, conv, conv_transpose, map_batch_chunks, uses_winograd
@@ -50,6 +51,9 @@ def convex_potential_dense(
     return x - scale * (sigma(pre) @ kernel.T)
 
 
+_CONV_OUTPUT = "convex_potential_conv_output"
+
+
 def convex_potential_conv(
     x: jax.Array,
     kernel: jax.Array,
@@ -66,14 +70,15 @@ def convex_potential_conv(
     and padding keep the layer 1-Lipschitz. ``algorithm`` picks how both
     convolutions are computed (:data:`lipjax.ops.conv.ALGORITHMS`); where ``"auto"`` takes
     Winograd on the CPU, the layer runs over batch chunks (:func:`lipjax.ops.conv.map_batch_chunks`),
-    which gives the same result.
+    which gives the same result; the backward pass then keeps each chunk's ``K x`` and recomputes
+    only Winograd's input transforms, not the two convolutions.
     """
     sigma = get_activation(activation)
 
     def layer(x, kernel, bias, scale):
-        pre = conv(x, kernel, strides, padding, algorithm) + bias
+        pre = checkpoint_name(conv(x, kernel, strides, padding, algorithm), _CONV_OUTPUT) + bias
         return x - scale * conv_transpose(sigma(pre), kernel, x.shape[1:], strides, padding, algorithm)
 
     if algorithm == "auto" and uses_winograd(kernel.shape[:2], strides, algorithm):
-        return map_batch_chunks(layer, x, kernel, bias, scale)
+        return map_batch_chunks(layer, x, kernel, bias, scale, keep=(_CONV_OUTPUT,))
     return layer(x, kernel, bias, scale)
