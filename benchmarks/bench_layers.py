@@ -10,7 +10,8 @@ For each layer type, on ``lipjax.models.lipconvnet(layer, size)`` (Prach et al.,
 1. compile time of one jitted train step (Adam, multi-margin hinge loss);
 2. train-step time, median over ``--steps`` steps after compilation;
 3. memory: XLA's compiled estimate of the step (arguments + outputs + temporaries),
-   and on an accelerator the device's peak bytes in use;
+   and on an accelerator the device's peak bytes in use so far in the process (it does not
+   reset between rows, so each row's figure covers its own and every earlier layer);
 4. with the CIFAR-10 tarball present (skipped otherwise): clean and certified
    accuracy (l2, eps = 36/255, certified on the *exported* model) after a fixed
    budget of ``--budget`` train steps.
@@ -114,7 +115,7 @@ def _mb(value) -> str:
 
 
 def table(rows, with_accuracy: bool) -> str:
-    head = "| layer | compile (s) | step (ms) | XLA step memory (MiB) | device peak (MiB) |"
+    head = "| layer | compile (s) | step (ms) | XLA step memory (MiB) | device peak so far (MiB) |"
     rule = "|---|---|---|---|---|"
     if with_accuracy:
         head += " clean acc | certified acc (36/255) |"

@@ -333,6 +333,18 @@ def test_unrolled_repeat_matches_the_loop_in_outputs_gradients_and_power_iterati
     _equivalent_training_signals([L.Repeat(L.ConvexPotentialDense(5), 3, unroll=u) for u in (1, unroll)], x)
 
 
+def test_cpl_network_unrolls_its_conv_stack_on_cpu_and_a_partial_unroll_matches_the_loop():
+    from lipjax import models
+
+    conv_stack = models.cpl_network(5, 4, 1, 8, pool=2).layers[1]
+    assert isinstance(conv_stack, L.Repeat) and isinstance(conv_stack.layer, L.ConvexPotentialConv)
+    assert conv_stack.unroll == (models.CPU_CONV_UNROLL if jax.default_backend() == "cpu" else 1)
+    # 5 layers, 4 per iteration: one whole iteration and a remainder.
+    x = jax.random.uniform(jax.random.key(0), (2, 6, 6, 4))
+    conv = L.ConvexPotentialConv(4, (3, 3))
+    _equivalent_training_signals([L.Repeat(conv, 5, unroll=u) for u in (1, 4)], x)
+
+
 def test_repeat_refuses_a_bad_unroll():
     with pytest.raises(ValueError, match="unroll must be a positive int"):
         L.Repeat(L.ConvexPotentialDense(5), 3, unroll=0)
