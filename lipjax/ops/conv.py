@@ -177,7 +177,7 @@ def map_batch_chunks(
     The chunks are written out one after another and concatenated, not looped over with
     :func:`jax.lax.map`: a loop stacks every chunk's output and kept intermediates into buffers
     that XLA zero-fills and writes slice by slice, which cost the CPL-S train step on the CPU
-    about 15% (benchmarks/README.md), for a longer compile.
+    10-20% (benchmarks/README.md), for a longer compile.
     """
     batch = x.shape[0]
     chunk = math.gcd(batch, size)
